@@ -1,0 +1,129 @@
+"""The speaker encoder's audio front end, exactly as RTVC computes it (pure numpy).
+
+wav (16 kHz float32) -> volume normalisation -> webrtcvad long-silence trimming -> 40-band
+power mel frames (T, 40) -> partial-utterance slices of 160 frames.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import binary_dilation
+
+from .config import EncoderConfig
+
+DEFAULT = EncoderConfig()
+
+
+def normalize_volume(wav: np.ndarray, target_dbfs: float = DEFAULT.target_dbfs) -> np.ndarray:
+    """Raise the level of ``wav`` to ``target_dbfs`` (increase only; louder audio is untouched).
+
+    wav: (n,) float32 in [-1, 1]. All-zero input would give NaN in RTVC; here it is returned as is.
+    """
+    mean_square = float(np.mean(np.square(wav)))  # in the input's dtype, as RTVC
+    if mean_square == 0.0:
+        return wav
+    change_db = target_dbfs - 10 * np.log10(mean_square)
+    if change_db < 0:
+        return wav
+    return wav * np.asarray(10 ** (change_db / 20), dtype=wav.dtype)
+
+
+def voiced_mask(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
+    """Per-window speech mask (n_windows,) bool: webrtcvad flags, moving average, dilation.
+
+    ``wav`` length must be a multiple of the 30 ms window (480 samples).
+    """
+    import webrtcvad
+
+    window = config.vad_window_samples
+    # RTVC converts with a wrapping int16 cast (no clipping) of round(x * 32767).
+    pcm = np.round(wav * 32767).astype(np.int64).astype(np.int16).astype("<i2").tobytes()
+    vad = webrtcvad.Vad(mode=config.vad_mode)
+    n = len(wav) // window
+    flags = np.array(
+        [vad.is_speech(pcm[i * window * 2:(i + 1) * window * 2], sample_rate=config.sample_rate)
+         for i in range(n)],
+        dtype=np.float64,
+    )
+    width = config.vad_moving_average_width
+    padded = np.concatenate([np.zeros((width - 1) // 2), flags, np.zeros(width // 2)])
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    average = (sums[width:] - sums[:-width]) / width
+    mask = np.round(average).astype(bool)  # half-to-even: 4/8 -> False
+    return binary_dilation(mask, np.ones(config.vad_max_silence_length + 1))
+
+
+def trim_long_silences(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
+    """Remove silences longer than ~6 windows (RTVC's webrtcvad trimming, mode 3).
+
+    wav: (n,) float at 16 kHz -> (m,) same dtype, m <= n a multiple of 480; may be empty.
+    """
+    window = config.vad_window_samples
+    wav = wav[: len(wav) - len(wav) % window]
+    mask = voiced_mask(wav, config)
+    return wav[np.repeat(mask, window)]
+
+
+def mel_frames(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
+    """40-band power mel spectrogram, time-major: (1 + n // 160, 40) float32.
+
+    librosa melspectrogram with n_fft 400, hop 160, Hann, center=True with zero padding,
+    power 2, Slaney mel scale and norm; no log.
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(wav, dtype=np.float32), sr=config.sample_rate, n_fft=config.n_fft,
+        hop_length=config.hop_length, n_mels=config.n_mels, center=True, pad_mode="constant",
+        power=2.0, htk=False, norm="slaney",
+    )
+    return mel.astype(np.float32).T
+
+
+def partial_slices(
+    n_samples: int,
+    partial_frames: int = DEFAULT.partial_frames,
+    min_pad_coverage: float = DEFAULT.min_pad_coverage,
+    overlap: float = DEFAULT.partial_overlap,
+    hop_length: int = DEFAULT.hop_length,
+) -> tuple[list[slice], list[slice]]:
+    """RTVC's compute_partial_slices: (wav slices in samples, mel slices in frames), >= 1 each."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if not 0 < min_pad_coverage <= 1:
+        raise ValueError(f"min_pad_coverage must be in (0, 1], got {min_pad_coverage}")
+    n_frames = int(math.ceil((n_samples + 1) / hop_length))
+    frame_step = max(int(round(partial_frames * (1 - overlap))), 1)
+    wav_slices, mel_slices = [], []
+    steps = max(1, n_frames - partial_frames + frame_step + 1)
+    for i in range(0, steps, frame_step):
+        mel_slices.append(slice(i, i + partial_frames))
+        wav_slices.append(slice(i * hop_length, (i + partial_frames) * hop_length))
+    last = wav_slices[-1]
+    coverage = (n_samples - last.start) / (last.stop - last.start)
+    if coverage < min_pad_coverage and len(mel_slices) > 1:
+        mel_slices, wav_slices = mel_slices[:-1], wav_slices[:-1]
+    return wav_slices, mel_slices
+
+
+def mel_frames_range(wav: np.ndarray, start: int, stop: int,
+                     config: EncoderConfig = DEFAULT) -> np.ndarray:
+    """Frames [start, stop) of ``mel_frames(wav)`` computed from that stretch of audio only.
+
+    Frames past the end of the wav see zeros, as the zero-padded partials of RTVC do.
+    Returns (stop - start, 40) float32, equal to mel_frames(zero-padded wav)[start:stop].
+    """
+    import librosa
+
+    hop, half = config.hop_length, config.n_fft // 2
+    lo, hi = start * hop - half, (stop - 1) * hop + half  # samples seen by these frames
+    segment = np.zeros(hi - lo, dtype=np.float32)
+    a, b = max(lo, 0), min(hi, len(wav))
+    if b > a:
+        segment[a - lo:b - lo] = wav[a:b]
+    mel = librosa.feature.melspectrogram(
+        y=segment, sr=config.sample_rate, n_fft=config.n_fft, hop_length=hop,
+        n_mels=config.n_mels, center=False, power=2.0, htk=False, norm="slaney",
+    )
+    return mel.astype(np.float32).T
