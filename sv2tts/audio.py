@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,10 +22,12 @@ SAMPLE_RATE = 16000  # Hz, every stage of SV2TTS
 _BLOCK_FRAMES = 1 << 20  # frames decoded per block (~1 M)
 
 
-def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read an audio file as mono float32 in [-1, 1] at its native rate.
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as mono float32 in [-1, 1].
 
-    Returns ``(wav, sample_rate)``; wav is (n,) float32, channels averaged (as librosa.load).
+    With ``sample_rate`` the audio is resampled to that rate while it is decoded (RTVC's
+    kaiser_best, block by block), so memory holds only the output: 4 bytes per output sample.
+    Returns ``(wav, rate)``; wav is (n,) float32, channels averaged (as librosa.load).
     Raises AudioError naming the file when it is missing, a directory, empty, not audio,
     truncated or holds non-finite samples.
     """
@@ -37,23 +40,93 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: empty file")
     try:
         with sf.SoundFile(path) as f:
-            sample_rate = f.samplerate
-            wav = np.empty(max(f.frames, 0), dtype=np.float32)  # preallocated: no second copy
-            filled = 0
+            rate = f.samplerate
+            target = sample_rate or rate
+            out = _Collector(int(np.ceil(max(f.frames, 0) * target / rate)))
+            resampler = _StreamResampler(rate, target, out.add) if target != rate else None
             for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-                if filled + len(mono) > len(wav):  # frame count was an estimate
-                    wav = np.concatenate([wav[:filled], np.empty(len(mono) + len(wav), np.float32)])
-                wav[filled:filled + len(mono)] = mono
-                filled += len(mono)
+                check_finite(mono, str(path))
+                (resampler.add if resampler else out.add)(mono)
+            if resampler:
+                resampler.finish()
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         msg = str(e).replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
         raise AudioError(f"{path}: not a readable audio file or truncated ({msg})") from None
-    wav = wav[:filled]
+    wav = out.result()
     if len(wav) == 0:
         raise AudioError(f"{path}: contains no audio samples")
-    check_finite(wav, str(path))
-    return wav, int(sample_rate)
+    return wav, int(target)
+
+
+class _Collector:
+    """Appends float32 chunks into one preallocated array (grows if the size was an estimate)."""
+
+    def __init__(self, size: int):
+        self.data = np.empty(size, dtype=np.float32)
+        self.n = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        if self.n + len(chunk) > len(self.data):
+            self.data = np.concatenate([self.data[:self.n], np.empty(len(chunk) + self.n, np.float32)])
+        self.data[self.n:self.n + len(chunk)] = chunk
+        self.n += len(chunk)
+
+    def result(self) -> np.ndarray:
+        return self.data[:self.n]
+
+
+class _StreamResampler:
+    """Block-wise ``resample`` that gives the same samples as resampling the whole signal.
+
+    The kaiser_best filter is finite (64 zero crossings), so each chunk is resampled with
+    enough input context on both sides, and chunks start at multiples of the rate period
+    (orig/gcd input samples = target/gcd output samples) so their output grids align.
+    """
+
+    def __init__(self, orig: int, target: int, emit):
+        g = math.gcd(orig, target)
+        self.p_in, self.p_out = orig // g, target // g
+        ratio = target / orig
+        self.context = self.p_in * math.ceil((64 / min(ratio, 1.0) + 16) / self.p_in)
+        self.chunk = self.p_in * max(1, _BLOCK_FRAMES // self.p_in)
+        self.orig, self.target, self.emit = orig, target, emit
+        self.buf = np.empty(0, np.float32)  # input from (pos - left) on
+        self.left = 0  # context samples kept before the next chunk start
+        self.total_in = 0
+
+    def add(self, x: np.ndarray) -> None:
+        self.buf = np.concatenate([self.buf, x])
+        self.total_in += len(x)
+        while len(self.buf) - self.left >= self.chunk + self.context:
+            self._emit(self.chunk, final=False)
+
+    def finish(self) -> None:
+        n_out = math.ceil(self.total_in * self.target / self.orig)  # librosa fix=True length
+        done = (self.total_in - (len(self.buf) - self.left)) * self.p_out // self.p_in
+        if n_out > done:
+            self._emit(len(self.buf) - self.left, final=True, n_out=n_out - done)
+
+    def _emit(self, n_in: int, final: bool, n_out: int | None = None) -> None:
+        seg = self.buf if final else self.buf[: self.left + n_in + self.context]
+        y = _resample_array(seg, self.orig, self.target)
+        first = self.left * self.p_out // self.p_in
+        count = n_out if final else n_in * self.p_out // self.p_in
+        piece = y[first:first + count]
+        if len(piece) < count:  # librosa pads the last samples with zeros (fix=True)
+            piece = np.concatenate([piece, np.zeros(count - len(piece), np.float32)])
+        self.emit(piece)
+        keep = min(self.context, self.left + n_in)
+        self.buf = self.buf[self.left + n_in - keep:]
+        self.left = keep
+
+
+def _resample_array(wav: np.ndarray, orig: int, target: int) -> np.ndarray:
+    import resampy
+
+    if int(len(wav) * target / orig) < 1:
+        return np.zeros(0, np.float32)
+    return resampy.resample(wav, orig, target, filter="kaiser_best", axis=-1).astype(np.float32, copy=False)
 
 
 def check_finite(wav: np.ndarray, name: str) -> None:
@@ -79,17 +152,17 @@ def as_mono_float32(wav: np.ndarray, name: str = "audio array") -> np.ndarray:
 
 
 def resample(wav: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample as RTVC does: librosa.resample with res_type "kaiser_best" (resampy), fix=True.
+    """Resample as RTVC does: librosa.resample(res_type="kaiser_best", fix=True, scale=False).
 
     wav: (n,) float32 at ``source_rate`` Hz -> (ceil(n * target / source),) float32.
     """
     if source_rate == target_rate:
         return wav
-    import librosa
-
-    return librosa.resample(
-        wav, orig_sr=source_rate, target_sr=target_rate, res_type="kaiser_best", fix=True, scale=False
-    ).astype(np.float32, copy=False)
+    out = _Collector(math.ceil(len(wav) * target_rate / source_rate))
+    resampler = _StreamResampler(source_rate, target_rate, out.add)
+    resampler.add(np.asarray(wav, dtype=np.float32))
+    resampler.finish()
+    return out.result()
 
 
 def to_wav_bytes(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, fmt: str = "WAV") -> bytes:
@@ -132,3 +205,20 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early (before any heavy work) when ``path`` cannot be written: bad suffix, a
+    directory, or a parent that cannot be created or written. Creates missing parents."""
+    path = Path(path)
+    if path.suffix.lower() not in (".wav", ".flac"):
+        raise InputError(f"{path}: unsupported output format {path.suffix!r} (use .wav or .flac)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{path}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"{path.parent}: output folder is not writable")
+    return path

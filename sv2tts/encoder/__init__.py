@@ -82,7 +82,7 @@ class Encoder:
 
     def load_reference(self, path: str | os.PathLike) -> np.ndarray:
         """Read a file and preprocess it as RTVC's ``preprocess_wav(path)``."""
-        wav, sample_rate = load_audio(path)
+        wav, sample_rate = load_audio(path, sample_rate=self.config.sample_rate)
         return self.preprocess(wav, sample_rate, str(path))
 
     # -- wav -> embedding ---------------------------------------------------------------------

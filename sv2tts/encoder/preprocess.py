@@ -37,15 +37,17 @@ def voiced_mask(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
     import webrtcvad
 
     window = config.vad_window_samples
-    # RTVC converts with a wrapping int16 cast (no clipping) of round(x * 32767).
-    pcm = np.round(wav * 32767).astype(np.int64).astype(np.int16).astype("<i2").tobytes()
     vad = webrtcvad.Vad(mode=config.vad_mode)
     n = len(wav) // window
-    flags = np.array(
-        [vad.is_speech(pcm[i * window * 2:(i + 1) * window * 2], sample_rate=config.sample_rate)
-         for i in range(n)],
-        dtype=np.float64,
-    )
+    flags = np.zeros(n, dtype=np.float64)
+    block = 2048  # windows converted at a time (bounded memory on long audio)
+    for b in range(0, n, block):
+        chunk = wav[b * window:min(n, b + block) * window]
+        # RTVC converts with a wrapping int16 cast (no clipping) of round(x * 32767).
+        pcm = np.round(chunk * 32767).astype(np.int64).astype("<i2").tobytes()
+        for i in range(len(chunk) // window):
+            flags[b + i] = vad.is_speech(pcm[i * window * 2:(i + 1) * window * 2],
+                                         sample_rate=config.sample_rate)
     width = config.vad_moving_average_width
     padded = np.concatenate([np.zeros((width - 1) // 2), flags, np.zeros(width // 2)])
     sums = np.cumsum(np.concatenate([[0.0], padded]))

@@ -1,0 +1,111 @@
+"""Batch cloning: many (reference, text, output) items through one loaded Pipeline."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio import SAMPLE_RATE, check_output_path, write_audio
+from .errors import InputError, Sv2ttsError
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".npy"}
+COLUMNS = ("reference", "text", "output")
+
+
+@dataclass(frozen=True)
+class Item:
+    reference: Path
+    text: str
+    output: Path
+
+
+def directory_items(folder: Path, text: str, output_dir: Path) -> list[Item]:
+    """One item per audio file (or .npy voice) in ``folder``: output_dir/<stem>.wav."""
+    refs = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not refs:
+        raise InputError(f"{folder}: no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    return [Item(p, text, output_dir / f"{p.stem}.wav") for p in refs]
+
+
+def read_manifest(path: Path) -> list[Item]:
+    """Items of a CSV (header row) or JSONL manifest with columns reference, text, output.
+
+    Relative paths are taken relative to the manifest's folder.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: manifest not found")
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: manifest is not UTF-8 text (byte {e.start})") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        for n, line in enumerate(content.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: line {n} is not a JSON object")
+            rows.append((n, row))
+    else:
+        reader = csv.DictReader(content.splitlines())
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)} "
+                             f"(a CSV manifest needs a header: {','.join(COLUMNS)})")
+        rows = list(enumerate(reader, 2))
+    items = []
+    for n, row in rows:
+        missing = [c for c in COLUMNS if not str(row.get(c) or "").strip()]
+        if missing:
+            raise InputError(f"{path}: line {n} is missing {', '.join(missing)}")
+        items.append(Item(path.parent / str(row["reference"]).strip(), str(row["text"]),
+                          path.parent / str(row["output"]).strip()))
+    if not items:
+        raise InputError(f"{path}: manifest has no rows")
+    return items
+
+
+def run(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | None = None,
+        precision: str = "float32", progress: bool | None = None, on_failure=None) -> dict:
+    """Clone every item; a failing item is recorded and the batch goes on.
+
+    Outputs that already exist are skipped unless ``overwrite`` (every output is written
+    atomically, so an existing file is complete). Returns a JSON-able report.
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    results = []
+    bar = tqdm(items, desc="cloning", unit="item", disable=_progress_off(progress))
+    for item in bar:
+        entry = {"reference": str(item.reference), "output": str(item.output)}
+        if item.output.exists() and not overwrite:
+            results.append({**entry, "status": "skipped"})
+            continue
+        try:
+            check_output_path(item.output)
+            wav = pipeline.clone(item.reference, item.text, seed=seed, precision=precision,
+                                 progress=False)
+            write_audio(item.output, wav)
+            results.append({**entry, "status": "done", "seconds": round(len(wav) / SAMPLE_RATE, 3)})
+        except Sv2ttsError as e:
+            results.append({**entry, "status": "failed", "error": str(e)})
+            if on_failure is not None:
+                on_failure(item, str(e))
+    counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed")}
+    return {"counts": counts, "seconds": round(time.perf_counter() - start, 3), "items": results}
+
+
+def _progress_off(progress: bool | None) -> bool:
+    import sys
+
+    return not progress if progress is not None else not sys.stderr.isatty()

@@ -1,0 +1,278 @@
+"""Command-line interface: argument parsing and output formatting over the public API.
+
+torch and librosa are imported inside the commands, so ``sv2tts --help`` stays fast.
+A user mistake (Sv2ttsError) prints one line ``Error: ...`` and exits with code 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages with exit code 2 (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        from .errors import Sv2ttsError  # light: no torch
+
+        try:
+            return super().invoke(ctx)
+        except Sv2ttsError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def _setup_logging(quiet: bool, verbose: int) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
+                                         logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("sv2tts")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def common_options(f):
+    """-q/-v and --device on every command."""
+    f = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="Only errors.")(f)
+    return f
+
+
+def device_option(f):
+    return click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+                        show_default=True, help="Where the networks run.")(f)
+
+
+def model_options(f):
+    f = click.option("--vocoder", "vocoder", metavar="PATH|griffinlim",
+                     help="vocoder.pt, or 'griffinlim' (no vocoder model needed).")(f)
+    f = click.option("--synthesizer", "synthesizer", metavar="PATH", help="synthesizer.pt (RTVC format).")(f)
+    f = click.option("--encoder", "encoder", metavar="PATH",
+                     help="encoder.pt (RTVC format); default: the built-in weights.")(f)
+    f = click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
+                     show_default=True, help="Vocoder arithmetic; reduced precision is faster.")(f)
+    f = click.option("--seed", type=int, default=None, help="Seed for reproducible output.")(f)
+    return f
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sv2tts")
+def main() -> None:
+    """Voice cloning with SV2TTS: a few seconds of someone's voice + text -> speech.
+
+    \b
+    Example:
+      sv2tts clone ref.wav "Hello there, how are you?" -o out.wav
+    """
+
+
+@main.command()
+@click.argument("references", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Voice file (.npy).")
+@click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@device_option
+@common_options
+def embed(references, output, encoder, device, quiet, verbose):
+    """Save the voice of one or more reference clips as a .npy embedding.
+
+    Several clips of the same speaker are averaged into one voice.
+
+    \b
+    Example:
+      sv2tts embed alice1.wav alice2.flac -o alice.npy
+      sv2tts clone alice.npy "Hi, I'm Alice." -o hi.wav
+    """
+    _setup_logging(quiet, verbose)
+    from . import pipeline
+
+    voice = pipeline.Pipeline(encoder=encoder, device=device).embed(list(references))
+    pipeline.save_voice(output, voice)
+    if not quiet:
+        click.echo(f"Saved voice of {len(references)} clip(s) to {output}", err=True)
+
+
+@main.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@common_options
+def similarity(a, b, encoder, quiet, verbose):
+    """Print the cosine similarity of two voices (audio files or .npy voices).
+
+    Same speaker typically scores above ~0.75, different speakers below.
+
+    \b
+    Example:
+      sv2tts similarity alice.wav unknown.wav
+    """
+    _setup_logging(quiet, verbose)
+    from . import pipeline
+
+    pipe = pipeline.Pipeline(encoder=encoder)
+    score = float(pipe.embed(a) @ pipe.embed(b))
+    click.echo(f"{score:.4f}")
+
+
+@main.command()
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output audio (.wav or .flac).")
+@click.option("--text-file", type=click.File("r", encoding="utf-8"), help="Read the text from a file.")
+@click.option("--base64", "as_base64", is_flag=True, help="Print the WAV as base64 to stdout.")
+@model_options
+@device_option
+@common_options
+def clone(reference, text, output, text_file, as_base64, seed, precision, encoder, synthesizer, vocoder,
+          device, quiet, verbose):
+    """Speak TEXT in the voice of REFERENCE (an audio clip or a .npy voice).
+
+    TEXT '-' reads standard input; --text-file reads a file.
+
+    \b
+    Examples:
+      sv2tts clone ref.wav "Hello there, how are you?" -o out.wav
+      echo "Read from stdin." | sv2tts clone ref.wav - -o out.flac
+      sv2tts clone ref.wav "For the web." --base64 > out.b64
+    """
+    _setup_logging(quiet, verbose)
+    text = _read_text(text, text_file)
+    if output is None and not as_base64:
+        raise click.UsageError("give -o/--output FILE or --base64")
+    from . import audio, pipeline
+
+    if output is not None:
+        audio.check_output_path(output)
+    pipe = pipeline.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+    wav = pipe.clone(reference, text, seed=seed, precision=precision)
+    if output is not None:
+        audio.write_audio(output, wav)
+        if not quiet:
+            click.echo(f"Wrote {len(wav) / audio.SAMPLE_RATE:.2f} s to {output}", err=True)
+    if as_base64:
+        click.echo(audio.to_base64(wav))
+
+
+def _read_text(text: str | None, text_file) -> str:
+    from .errors import TextError
+
+    if text_file is not None and text is not None:
+        raise click.UsageError("give TEXT or --text-file, not both")
+    if text_file is not None:
+        text = text_file.read()
+    elif text == "-":
+        text = sys.stdin.read()
+    if text is None:
+        raise click.UsageError("missing TEXT (or --text-file, or '-' for stdin)")
+    if not text.strip():
+        raise TextError("the text is empty")
+    return text
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--text", help="(directory mode) The text every reference clip speaks.")
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path),
+              help="(directory mode) Where <clip name>.wav files go.")
+@click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary to stdout.")
+@model_options
+@device_option
+@common_options
+def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder, synthesizer, vocoder,
+          device, quiet, verbose):
+    """Clone many items with the models loaded once.
+
+    SOURCE is either a directory of reference clips (with --text and -o), or a CSV / JSONL
+    manifest with columns reference, text, output (relative paths are relative to the
+    manifest's folder). Existing outputs are skipped unless --overwrite; a failed item is
+    reported and the batch goes on; the exit code is 1 when any item failed.
+
+    \b
+    Examples:
+      sv2tts batch refs/ --text "Welcome to the show." -o out/
+      sv2tts batch jobs.csv --json
+    """
+    _setup_logging(quiet, verbose)
+    from . import batch as batch_mod
+    from . import pipeline
+
+    if source.is_dir():
+        if text is None or output_dir is None:
+            raise click.UsageError("a directory SOURCE needs --text and -o/--output-dir")
+        items = batch_mod.directory_items(source, text, output_dir)
+    else:
+        if text is not None or output_dir is not None:
+            raise click.UsageError("--text and -o are for a directory SOURCE; a manifest has its own")
+        items = batch_mod.read_manifest(source)
+    pipe = pipeline.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+    report = batch_mod.run(pipe, items, overwrite=overwrite, seed=seed, precision=precision,
+                           progress=None if not quiet else False,
+                           on_failure=lambda item, msg: click.echo(f"failed: {item.reference}: {msg}", err=True))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        c = report["counts"]
+        click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed "
+                   f"({report['seconds']:.1f} s)", err=True)
+    sys.exit(1 if report["counts"]["failed"] else 0)
+
+
+@main.group()
+def models():
+    """Download and inspect the pretrained checkpoints (RTVC's published files)."""
+
+
+@models.command("download")
+@click.argument("names", nargs=-1, type=click.Choice(["encoder", "synthesizer", "vocoder"]))
+@common_options
+def models_download(names, quiet, verbose):
+    """Fetch checkpoints into the cache ($SV2TTS_HOME; mirror: $SV2TTS_MODEL_URL).
+
+    Interrupted downloads resume. With no NAMES, fetches the synthesizer and the vocoder
+    (the encoder is built in; name it to fetch RTVC's encoder.pt too).
+
+    \b
+    Example:
+      sv2tts models download
+      SV2TTS_HOME=/srv/models sv2tts models download vocoder
+    """
+    _setup_logging(quiet, verbose)
+    from . import models as models_mod
+
+    for name in names or ("synthesizer", "vocoder"):
+        path = models_mod.download(name, progress=None if not quiet else False)
+        if not quiet:
+            click.echo(f"{name}: {path}", err=True)
+
+
+@models.command("list")
+@common_options
+def models_list(quiet, verbose):
+    """Show the cached checkpoints, their sizes and whether each verified.
+
+    \b
+    Example:
+      sv2tts models list
+    """
+    _setup_logging(quiet, verbose)
+    from . import models as models_mod
+
+    click.echo(f"cache: {models_mod.cache_dir()}")
+    for s in models_mod.list_models():
+        size = f"{s.size:,}" if s.size is not None else "-"
+        click.echo(f"{s.name:12} {'present' if s.present else 'missing':8} {size:>13} B  "
+                   f"{s.detail}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
