@@ -21,7 +21,7 @@ from ..checkpoint import check_keys, check_shapes, load_state_dict
 from ..errors import CheckpointError, InputError
 from .config import VocoderConfig
 from .model import WaveRNN
-from .postprocess import fold_with_overlap, labels_to_samples, postprocess
+from .postprocess import fold_with_overlap, labels_to_samples, to_waveform
 from .reference import burn_gru_cell_init, generate_reference
 
 __all__ = ["Vocoder", "VocoderConfig", "WaveRNN", "vocode", "PRECISIONS"]
@@ -111,7 +111,7 @@ class Vocoder:
             if bar is not None:
                 bar.close()
         samples = labels_to_samples(labels.cpu().numpy(), cfg.bits)
-        wav = postprocess(samples, batched=batched, target=target, overlap=overlap, wave_len=wave_len,
+        wav = to_waveform(samples, batched=batched, target=target, overlap=overlap, wave_len=wave_len,
                           mu_law=cfg.mu_law, bits=cfg.bits,
                           preemphasis=cfg.preemphasis if cfg.apply_preemphasis else None,
                           fade_len=cfg.fade_out_samples)

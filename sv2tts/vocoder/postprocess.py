@@ -108,7 +108,7 @@ def labels_to_samples(labels: np.ndarray, bits: int) -> np.ndarray:
     return (np.float32(2) * k / np.float32(2 ** bits - 1) - np.float32(1)).astype(np.float64)
 
 
-def postprocess(samples: np.ndarray, *, batched: bool, target: int, overlap: int, wave_len: int,
+def to_waveform(samples: np.ndarray, *, batched: bool, target: int, overlap: int, wave_len: int,
                 mu_law: bool = True, bits: int = 9, preemphasis: float | None = 0.97,
                 fade_len: int = 4000) -> np.ndarray:
     """RTVC's post-processing of generated samples (F, L) float64 -> waveform (wave_len,) float64.
