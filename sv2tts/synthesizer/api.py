@@ -1,0 +1,296 @@
+"""Public synthesizer API: `Synthesizer.load(path)` and `synthesize(texts, embeddings)`.
+
+Text + speaker embedding -> mel (80, T) float32 on RTVC's scale (the Tacotron postnet output,
+trailing frames below the stop threshold trimmed as RTVC does).
+
+Differences from RTVC, on purpose:
+- a text's mel does not depend on the other texts of its batch (see inference.py); with
+  prenet_dropout=True the dropout masks are still drawn for the whole batch, so only
+  dropout-off output is batch-independent;
+- texts longer than `MAX_CHUNK_CHARS` (200) are split into sentences
+  (text.split_sentences), synthesised in batches and joined in order with a pause of
+  `PAUSE_FRAMES` (12 frames = 0.15 s) of silence (mel floor -4.0) between them;
+- the trailing-frame trim keeps at least one frame (RTVC can return an empty mel).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import check_keys, check_shapes, load_state_dict
+from ..errors import CheckpointError, InputError, TextError
+from . import audio
+from .config import MelConfig, SynthesizerConfig
+from .inference import FastTacotron
+from .model import Tacotron
+from .text import EOS_ID, split_sentences, text_to_sequence
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "synthesizer"
+PAUSE_FRAMES = 12  # 0.15 s at 80 frames/s, inserted between the sentences of a long text
+SILENCE = -4.0  # mel floor on RTVC's symmetric scale
+
+
+@dataclass(frozen=True)
+class _Item:
+    text_index: int
+    chunk: str
+    ids: list[int]
+
+
+class Synthesizer:
+    """A loaded Tacotron (RTVC synthesizer.pt); reusable and safe to call from several threads."""
+
+    sample_rate: int = MelConfig().sample_rate
+
+    def __init__(self, model: Tacotron, path: str | os.PathLike | None = None):
+        self._model = model.eval()
+        self._engine = FastTacotron(self._model)
+        self._path = Path(path) if path is not None else None
+
+    # ----------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Synthesizer":
+        """Load an RTVC `synthesizer.pt` (weights_only). Sizes and r are read off the file.
+
+        Raises CheckpointError for a missing, truncated, unsafe or other model's file.
+        """
+        device = _device(device)
+        state = load_state_dict(path, MODEL_NAME)
+        try:
+            cfg = SynthesizerConfig.from_state_dict(state)
+        except (KeyError, IndexError, ValueError, RuntimeError):
+            cfg = SynthesizerConfig()  # check_keys below names what is missing
+        if not _sane(cfg):
+            cfg = SynthesizerConfig()
+        with torch.device("meta"):  # structure only: no memory, no random init
+            model = Tacotron(cfg)
+        expected = model.state_dict()
+        optional = [k for k in expected if k.endswith("num_batches_tracked")]
+        check_keys(state, expected, path, MODEL_NAME, optional=optional)
+        check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
+        if not 1 <= cfg.r <= cfg.max_r:
+            raise CheckpointError(f"{path}: {MODEL_NAME} reduction factor decoder.r = {cfg.r} "
+                                  f"is outside 1..{cfg.max_r}")
+        tensors = {}
+        for key, ref in expected.items():
+            tensor = state.get(key)
+            if tensor is None:  # an optional BatchNorm counter
+                tensor = torch.zeros((), dtype=ref.dtype)
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{path}: {MODEL_NAME} tensor {key!r} holds NaN or inf")
+            tensors[key] = tensor.to(device=device, dtype=ref.dtype).contiguous()
+        model.load_state_dict(tensors, strict=True, assign=True)
+        model.eval()
+        logger.info("loaded %s %s (step %d, r=%d, %.2fM parameters)", MODEL_NAME, path,
+                    int(tensors["step"].reshape(-1)[0]), cfg.r,
+                    sum(p.numel() for p in model.parameters()) / 1e6)
+        return cls(model, path)
+
+    # -------------------------------------------------------------------------- properties
+    @property
+    def config(self) -> SynthesizerConfig:
+        return self._model.cfg
+
+    @property
+    def r(self) -> int:
+        """Reduction factor: mel frames per decoder step (from the checkpoint)."""
+        return self._model.r
+
+    @property
+    def device(self) -> torch.device:
+        return self._engine.device
+
+    @property
+    def model(self) -> Tacotron:
+        """The underlying torch module (RTVC's structure; `generate_rtvc` is RTVC's loop)."""
+        return self._model
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Synthesizer(path={str(self._path)!r}, r={self.r}, embed_dims={c.embed_dims}, "
+                f"lstm_dims={c.lstm_dims}, device={str(self.device)!r})")
+
+    text_to_sequence = staticmethod(text_to_sequence)
+    melspectrogram = staticmethod(audio.melspectrogram)
+    griffin_lim = staticmethod(audio.griffin_lim)
+
+    # -------------------------------------------------------------------------- synthesis
+    def synthesize(self, texts: str | Sequence[str], embeddings, *, seed: int | None = None,
+                   prenet_dropout: bool = True, max_frames: int = 2000
+                   ) -> np.ndarray | list[np.ndarray]:
+        """Text(s) + speaker embedding(s) -> mel(s) (80, T) float32, RTVC scale.
+
+        texts: a str (-> one array) or a list of str (-> a list, same order).
+        embeddings: (256,) for every text, or (n_texts, 256), float, finite.
+        seed: seeds the pre-net dropout masks (a private generator); None = random.
+        prenet_dropout: RTVC keeps dropout on at inference (natural speech); False makes the
+            output deterministic and batch-independent.
+        max_frames: cap on decoded frames per sentence (RTVC's 2000); a sentence reaching it
+            logs a warning naming it.
+        """
+        single = isinstance(texts, str)
+        text_list = _check_texts(texts)
+        spk = _check_embeddings(embeddings, len(text_list), self.config.speaker_embedding_size)
+        max_frames = _check_positive_int(max_frames, "max_frames")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise InputError(f"seed: expected None or an int >= 0, got {seed!r}")
+
+        items = _items(text_list)
+        generator = None
+        if prenet_dropout:
+            generator = torch.Generator(device=self.device)
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(int(seed))
+
+        mels: list[list[np.ndarray]] = [[] for _ in text_list]
+        batch_size = self.config.batch_size
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            results = self._engine.generate(
+                [it.ids for it in batch], spk[[it.text_index for it in batch]],
+                max_frames=max_frames, generator=generator)
+            for it, res in zip(batch, results):
+                if not res.stopped:
+                    logger.warning("text %d, sentence %r: reached max_frames=%d without its "
+                                   "stop token (the end may be cut or babbled)", it.text_index,
+                                   _short(it.chunk), max_frames)
+                mel = res.mel.detach().to("cpu", torch.float32).numpy()
+                mels[it.text_index].append(trim_trailing(mel, self.config.stop_threshold))
+        joined = [_join(parts) for parts in mels]
+        return joined[0] if single else joined
+
+
+def trim_trailing(mel: np.ndarray, threshold: float = SynthesizerConfig.stop_threshold
+                  ) -> np.ndarray:
+    """Drop trailing frames whose every bin is below `threshold` (RTVC), keeping >= 1 frame."""
+    frame_max = mel.max(axis=0)
+    keep = len(frame_max)
+    while keep > 1 and frame_max[keep - 1] < threshold:
+        keep -= 1
+    return np.ascontiguousarray(mel[:, :keep])
+
+
+def synthesize(text: str | Sequence[str], embedding, *,
+               synthesizer: Synthesizer | str | os.PathLike, seed: int | None = None,
+               prenet_dropout: bool = True, max_frames: int = 2000
+               ) -> np.ndarray | list[np.ndarray]:
+    """Stage-level synthesis; `synthesizer` is a loaded Synthesizer or a checkpoint path."""
+    if not isinstance(synthesizer, Synthesizer):
+        if not isinstance(synthesizer, (str, os.PathLike)):
+            raise InputError(f"synthesizer: expected a Synthesizer or a checkpoint path, got "
+                             f"{type(synthesizer).__name__}")
+        synthesizer = Synthesizer.load(synthesizer)
+    return synthesizer.synthesize(text, embedding, seed=seed, prenet_dropout=prenet_dropout,
+                                  max_frames=max_frames)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _items(texts: list[str]) -> list[_Item]:
+    items: list[_Item] = []
+    for i, text in enumerate(texts):
+        chunks = split_sentences(text)
+        kept = 0
+        for chunk in chunks:
+            ids = text_to_sequence(chunk)
+            if ids == [EOS_ID]:
+                logger.warning("text %d: skipped %r: nothing in it can be pronounced", i,
+                               _short(chunk))
+                continue
+            items.append(_Item(i, chunk, ids))
+            kept += 1
+        if kept == 0:
+            raise TextError(f"text {i} {_short(text)!r}: nothing to synthesise: none of its "
+                            f"characters is a letter or punctuation the model knows")
+    return items
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, (list, tuple)):
+        if not texts:
+            raise TextError("texts: empty list, nothing to synthesise")
+        texts = list(texts)
+    else:
+        raise TextError(f"text: expected a str or a list of str, got {type(texts).__name__}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TextError(f"text {i}: expected a str, got {type(t).__name__}")
+        if not t.strip():
+            raise TextError(f"text {i}: empty or whitespace-only text")
+    return texts
+
+
+def _check_embeddings(embeddings, n_texts: int, size: int) -> torch.Tensor:
+    """(size,) or (n_texts, size) finite floats -> (n_texts, size) float32 CPU tensor."""
+    if isinstance(embeddings, torch.Tensor):
+        embeddings = embeddings.detach().cpu().numpy()
+    try:
+        arr = np.asarray(embeddings)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"embedding: not an array of numbers ({e})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"embedding: expected float values, got dtype {arr.dtype}")
+    if arr.ndim == 1 and arr.shape[0] == size:
+        arr = np.broadcast_to(arr, (n_texts, size))
+    elif arr.ndim == 2 and arr.shape == (1, size):
+        arr = np.broadcast_to(arr, (n_texts, size))
+    elif not (arr.ndim == 2 and arr.shape == (n_texts, size)):
+        raise InputError(f"embedding: expected shape ({size},) or ({n_texts}, {size}) for "
+                         f"{n_texts} text(s), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("embedding: contains NaN or infinite values")
+    return torch.from_numpy(np.array(arr, dtype=np.float32))
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name}: expected an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"device: {device!r} is not a torch device ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _sane(cfg: SynthesizerConfig) -> bool:
+    """True when the sizes read off a file can build a model (else check against defaults)."""
+    return (min(cfg.num_chars, cfg.embed_dims, cfg.encoder_dims, cfg.decoder_dims,
+                cfg.postnet_dims, cfg.lstm_dims, cfg.n_mels, cfg.max_r, cfg.encoder_K,
+                cfg.postnet_K, cfg.speaker_embedding_size, cfg.lsa_filters, cfg.lsa_kernel) > 0
+            and cfg.encoder_dims % 2 == 0 and cfg.postnet_dims % 2 == 0)
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    if len(parts) == 1:
+        return parts[0]
+    pause = np.full((parts[0].shape[0], PAUSE_FRAMES), SILENCE, dtype=np.float32)
+    out = [parts[0]]
+    for p in parts[1:]:
+        out += [pause, p]
+    return np.concatenate(out, axis=1)
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
