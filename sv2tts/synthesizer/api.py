@@ -29,7 +29,7 @@ from . import audio
 from .config import MelConfig, SynthesizerConfig
 from .inference import FastTacotron
 from .model import Tacotron
-from .text import EOS_ID, split_sentences, text_to_sequence
+from .text import SYMBOLS, split_sentences, text_to_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -207,15 +207,15 @@ def _items(texts: list[str]) -> list[_Item]:
         kept = 0
         for chunk in chunks:
             ids = text_to_sequence(chunk)
-            if ids == [EOS_ID]:
-                logger.warning("text %d: skipped %r: nothing in it can be pronounced", i,
+            if not any(SYMBOLS[k].isalpha() for k in ids):
+                logger.warning("text %d: skipped %r: it has no letter to pronounce", i,
                                _short(chunk))
                 continue
             items.append(_Item(i, chunk, ids))
             kept += 1
         if kept == 0:
             raise TextError(f"text {i} {_short(text)!r}: nothing to synthesise: none of its "
-                            f"characters is a letter or punctuation the model knows")
+                            f"characters is a letter the model knows")
     return items
 
 
