@@ -250,7 +250,7 @@ def models_download(names, quiet, verbose):
     from . import models as models_mod
 
     for name in names or ("synthesizer", "vocoder"):
-        path = models_mod.download(name, progress=None if not quiet else False)
+        path = models_mod.download(name, progress=None if not quiet else False, retries=3)
         if not quiet:
             click.echo(f"{name}: {path}", err=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TextError
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,12 @@ class Pipeline:
 
     Each model argument is a loaded model, a checkpoint path, or None for the default
     (built-in encoder; synthesizer and vocoder from the model cache, downloaded on first
-    use). ``vocoder="griffinlim"`` uses Griffin-Lim instead of WaveRNN.
+    use; ``download=False``, or ``$SV2TTS_OFFLINE`` set, raises ModelNotFoundError instead).
+    ``vocoder="griffinlim"`` uses Griffin-Lim instead of WaveRNN.
     """
 
     def __init__(self, encoder=None, synthesizer=None, vocoder=None, *, device: str = "cpu",
-                 download: bool = True):
+                 download: bool | None = None):
         self.device = resolve_device(device)
         self.download = download
         self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
@@ -100,6 +101,9 @@ class Pipeline:
         joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros appended,
         volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
         """
+        if not isinstance(text, str) or not text.strip():
+            raise TextError("the text is empty" if isinstance(text, str)
+                            else f"text: expected a str, got {type(text).__name__}")
         embedding = self.embed(reference)
         mel = self.synthesize(text, embedding, seed=seed)
         wav = self.vocode(mel, seed=seed, precision=precision, progress=progress)
@@ -137,7 +141,7 @@ def resolve_device(device: str) -> str:
     raise InputError(f"device {device!r} requested but CUDA is not available")
 
 
-def _load_stage(stage: str, spec, device: str, download: bool):
+def _load_stage(stage: str, spec, device: str, download: bool | None):
     from . import models
 
     if stage == "vocoder" and isinstance(spec, str) and spec.lower() in (GRIFFIN_LIM, "griffin-lim"):

@@ -29,3 +29,31 @@ def golden() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """Small random-weight synthesizer.pt and vocoder.pt in RTVC's file format.
+
+    Sizes are reduced (the loaders read sizes off the tensor shapes) so end-to-end tests run
+    in seconds; the synthesizer's stop bias is raised so every sentence stops after 7
+    decoder steps (14 frames) instead of running to max_frames.
+    """
+    import torch
+
+    from sv2tts.synthesizer.config import SynthesizerConfig
+    from sv2tts.synthesizer.model import Tacotron
+    from sv2tts.vocoder.config import VocoderConfig
+    from sv2tts.vocoder.model import WaveRNN
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    taco = Tacotron(SynthesizerConfig(embed_dims=64, encoder_dims=32, decoder_dims=16,
+                                      postnet_dims=32, lstm_dims=64))
+    state = taco.state_dict()
+    state["decoder.r"] = torch.tensor(2, dtype=torch.int32)
+    state["decoder.stop_proj.bias"] = state["decoder.stop_proj.bias"] + 5.0
+    torch.save({"model_state": state, "optimizer_state": {}}, folder / "synthesizer.pt")
+    voc = WaveRNN(VocoderConfig(rnn_dims=32, fc_dims=32, compute_dims=16, res_out_dims=16, res_blocks=2))
+    torch.save({"model_state": voc.state_dict(), "optimizer_state": {}}, folder / "vocoder.pt")
+    return {"synthesizer": folder / "synthesizer.pt", "vocoder": folder / "vocoder.pt"}

@@ -1,0 +1,113 @@
+"""Reading audio in every common form, and refusing what is not usable audio."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sv2tts.audio import load_audio, resample, to_base64, to_wav_bytes, write_audio
+from sv2tts.errors import AudioError, InputError
+
+RATE = 16000
+
+
+def tone(seconds=0.5, rate=RATE, freq=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("subtype, atol", [("PCM_U8", 1 / 64), ("PCM_16", 1e-4), ("PCM_24", 1e-6),
+                                           ("FLOAT", 0), ("DOUBLE", 0)])
+def test_sample_formats_read_as_float32(tmp_path, subtype, atol):
+    path = tmp_path / f"x_{subtype}.wav"
+    sf.write(path, tone(), RATE, subtype=subtype)
+    wav, rate = load_audio(path)
+    assert wav.dtype == np.float32 and rate == RATE and len(wav) == RATE // 2
+    np.testing.assert_allclose(wav, tone(), atol=atol)
+
+
+def test_stereo_is_downmixed_by_channel_mean(tmp_path):
+    left, right = tone(), tone(freq=220)
+    sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), RATE, subtype="FLOAT")
+    wav, _ = load_audio(tmp_path / "s.wav")
+    np.testing.assert_allclose(wav, (left + right) / 2, atol=1e-7)
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg", "mp3"])
+def test_compressed_formats(tmp_path, fmt):
+    path = tmp_path / f"x.{fmt}"
+    try:
+        sf.write(path, tone(1.0), RATE)
+    except (sf.LibsndfileError, TypeError, ValueError):
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    wav, rate = load_audio(path)
+    assert rate == RATE and abs(len(wav) - RATE) < 2000
+    assert 0.3 < np.abs(wav).max() < 0.7
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_resampling_on_load_equals_resampling_after(tmp_path, rate):
+    x = tone(1.3, rate)
+    sf.write(tmp_path / "r.wav", x, rate, subtype="FLOAT")
+    wav, out_rate = load_audio(tmp_path / "r.wav", sample_rate=RATE)
+    assert out_rate == RATE and len(wav) == int(np.ceil(len(x) * RATE / rate))
+    np.testing.assert_allclose(wav, resample(x, rate, RATE), atol=1e-7)
+
+
+def test_streamed_resampling_matches_whole_signal(monkeypatch):
+    import librosa
+
+    import sv2tts.audio as audio
+
+    monkeypatch.setattr(audio, "_BLOCK_FRAMES", 3000)  # many blocks
+    x = np.random.default_rng(0).standard_normal(50_001).astype(np.float32) * 0.1
+    for orig in (48000, 44100, 22050, 8000):
+        ref = librosa.resample(x, orig_sr=orig, target_sr=RATE, res_type="kaiser_best", fix=True, scale=False)
+        np.testing.assert_allclose(audio.resample(x, orig, RATE), ref, atol=1e-6)
+
+
+def write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.wav", "file not found"),
+    (lambda d: d, "is a directory"),
+    (lambda d: write_bytes(d / "empty.wav", b""), "empty file"),
+    (lambda d: write_bytes(d / "text.wav", b"this is not audio at all\n" * 40), "not a readable audio file"),
+])
+def test_unusable_files_raise_one_clear_error(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(AudioError, match=message) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_flac(tmp_path, golden):
+    data = (golden / "audio" / "1688-142285-0003.flac").read_bytes()
+    path = write_bytes(tmp_path / "cut.flac", data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples(tmp_path, bad):
+    x = tone()
+    x[100] = bad
+    sf.write(tmp_path / "nan.wav", x, RATE, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio(tmp_path / "nan.wav")
+
+
+def test_wav_bytes_and_base64_round_trip(tmp_path):
+    import base64
+    import io
+
+    x = tone()
+    back, rate = sf.read(io.BytesIO(to_wav_bytes(x)), dtype="float32")
+    assert rate == RATE
+    np.testing.assert_allclose(back, x, atol=1 / 32768 + 1e-6)
+    assert base64.b64decode(to_base64(x)) == to_wav_bytes(x)
+    out = write_audio(tmp_path / "new" / "dir" / "y.flac", x)
+    assert sf.info(out).format == "FLAC" and not list(out.parent.glob("*.part"))
+    with pytest.raises(InputError, match="unsupported output format"):
+        write_audio(tmp_path / "y.mp4", x)

@@ -1,0 +1,164 @@
+"""`sv2tts.embed()` and the `embed` / `similarity` commands: behaviour and bad input."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+import sv2tts
+from sv2tts.cli import main
+from sv2tts.encoder import Encoder, builtin_weights
+from sv2tts.errors import AudioError, CheckpointError, InputError
+
+CLIP = "1688-142285-0003.flac"
+OTHER = "3080-5032-0003.flac"
+
+
+@pytest.fixture(scope="module")
+def golden_audio(golden):
+    return golden / "audio"
+
+
+def test_embed_path_list_and_array(golden_audio):
+    e = sv2tts.embed(golden_audio / CLIP)
+    assert e.shape == (256,) and e.dtype == np.float32 and abs(np.linalg.norm(e) - 1) < 1e-5
+    wav, rate = sf.read(golden_audio / CLIP, dtype="float32")
+    np.testing.assert_allclose(sv2tts.embed((wav, rate)), e, atol=1e-6)
+    voice = sv2tts.embed([golden_audio / CLIP, golden_audio / OTHER])
+    assert voice.shape == (256,) and abs(np.linalg.norm(voice) - 1) < 1e-5
+
+
+def test_embed_is_stable_across_input_formats(golden_audio, tmp_path):
+    """Stereo, 8/24-bit, float, 8 kHz and 48 kHz versions of a clip all give the same voice."""
+    wav, rate = sf.read(golden_audio / CLIP, dtype="float32")
+    ref = sv2tts.embed(golden_audio / CLIP)
+    import librosa
+
+    variants = {
+        "stereo.wav": (np.stack([wav, wav], 1), rate, "PCM_16"),
+        "u8.wav": (wav, rate, "PCM_U8"),
+        "s24.wav": (wav, rate, "PCM_24"),
+        "float.wav": (wav, rate, "FLOAT"),
+        "48k.wav": (librosa.resample(wav, orig_sr=rate, target_sr=48000), 48000, "PCM_16"),
+        "8k.wav": (librosa.resample(wav, orig_sr=rate, target_sr=8000), 8000, "PCM_16"),
+    }
+    for name, (data, r, subtype) in variants.items():
+        sf.write(tmp_path / name, data, r, subtype=subtype)
+        e = sv2tts.embed(tmp_path / name)
+        cos = float(e @ ref)
+        floor = {"u8.wav": 0.95, "8k.wav": 0.85}.get(name, 0.99)  # 8 bits, 4 kHz band lose detail
+        assert cos > floor, f"{name}: cosine {cos:.4f} with the original"
+
+
+def test_all_silence_is_a_clear_error(tmp_path):
+    sf.write(tmp_path / "silent.wav", np.zeros(32000, np.float32), 16000)
+    with pytest.raises(AudioError, match="silent"):
+        sv2tts.embed(tmp_path / "silent.wav")
+    hum = (0.3 * np.sin(2 * np.pi * 100 * np.arange(48000) / 16000)).astype(np.float32)
+    sf.write(tmp_path / "hum.wav", hum, 16000)
+    with pytest.raises(AudioError, match="no speech found"):
+        sv2tts.embed(tmp_path / "hum.wav")
+
+
+def test_array_without_rate_and_bad_reference_types():
+    with pytest.raises(InputError, match="sample rate"):
+        sv2tts.embed(np.zeros(16000, np.float32))
+    with pytest.raises(InputError, match="reference must be"):
+        sv2tts.embed(42)
+    with pytest.raises(InputError, match="empty list"):
+        sv2tts.embed([])
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_truncated_checkpoint(tmp_path):
+    data = builtin_weights().read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        Encoder.load(tmp_path / "cut.pt")
+
+
+def test_checkpoint_of_another_model(golden):
+    with pytest.raises(CheckpointError, match="not an RTVC speaker encoder checkpoint"):
+        Encoder.load(golden / "vocoder" / "vocoder.pt")
+
+
+def test_pickle_carrying_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state": {}, "payload": _Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        Encoder.load(path)
+    path.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(CheckpointError):
+        Encoder.load(path)
+
+
+def test_wrong_shapes_are_named(tmp_path):
+    state = torch.load(builtin_weights(), weights_only=True)["model_state"]
+    state["linear.weight"] = torch.zeros(128, 256)
+    torch.save({"model_state": state}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="linear.weight"):
+        Encoder.load(tmp_path / "bad.pt")
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+def test_cli_embed_then_similarity(golden_audio, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "voice.npy"
+    res = runner.invoke(main, ["embed", str(golden_audio / CLIP), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.load(out), sv2tts.embed(golden_audio / CLIP), atol=1e-6)
+    res = runner.invoke(main, ["similarity", str(out), str(golden_audio / CLIP)])
+    assert res.exit_code == 0 and abs(float(res.output) - 1.0) < 1e-4
+    res = runner.invoke(main, ["similarity", str(golden_audio / CLIP), str(golden_audio / OTHER)])
+    assert res.exit_code == 0 and float(res.output) < 0.75
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "text", "truncated", "silent", "nan"])
+def test_cli_bad_reference_exit_2_one_line_no_output(golden_audio, tmp_path, case):
+    ref = tmp_path / f"{case}.wav"
+    if case == "directory":
+        ref = tmp_path / "adir"
+        ref.mkdir()
+    elif case == "empty":
+        ref.write_bytes(b"")
+    elif case == "text":
+        ref.write_text("hello")
+    elif case == "truncated":
+        ref = tmp_path / "t.flac"
+        data = (golden_audio / CLIP).read_bytes()
+        ref.write_bytes(data[:20000])
+    elif case == "silent":
+        sf.write(ref, np.zeros(16000, np.float32), 16000)
+    elif case == "nan":
+        sf.write(ref, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    out = tmp_path / "out" / "voice.npy"
+    res = CliRunner().invoke(main, ["embed", str(ref), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(ref) in lines[0]
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_cli_bad_checkpoint_exit_2(golden, golden_audio, tmp_path):
+    res = CliRunner().invoke(main, ["embed", str(golden_audio / CLIP), "-o", str(tmp_path / "v.npy"),
+                                    "--encoder", str(golden / "vocoder" / "vocoder.pt")])
+    assert res.exit_code == 2 and "not an RTVC speaker encoder checkpoint" in res.output
+
+
+def test_real_subprocess_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sv2tts.cli", "similarity", str(tmp_path / "a.wav"),
+                           str(tmp_path / "b.wav")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"Error: {tmp_path / 'a.wav'}: file not found"
