@@ -229,7 +229,12 @@ def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder
 
 @main.group()
 def models():
-    """Download and inspect the pretrained checkpoints (RTVC's published files)."""
+    """Download and inspect the pretrained checkpoints (RTVC's published files).
+
+    \b
+    Example:
+      sv2tts models download && sv2tts models list
+    """
 
 
 @models.command("download")

@@ -1,0 +1,243 @@
+"""The command line end to end: Click's runner and a real subprocess."""
+import base64
+import functools
+import http.server
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from sv2tts.cli import main
+
+REF = "1688-142285-0003.flac"
+
+
+@pytest.fixture()
+def models(model_files):
+    """CLI options selecting the small test models (Griffin-Lim keeps most tests quick)."""
+    return ["--synthesizer", str(model_files["synthesizer"]), "--vocoder", "griffinlim"]
+
+
+def run(args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def assert_user_error(res, *fragments):
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert "Traceback" not in res.output
+    for f in fragments:
+        assert f in lines[0], res.output
+
+
+@pytest.mark.parametrize("command", [[], ["embed"], ["similarity"], ["clone"], ["batch"], ["models"],
+                                     ["models", "download"], ["models", "list"]])
+def test_help_everywhere_with_an_example(command):
+    res = run(command + ["--help"])
+    assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_clone_with_wavernn_writes_wav(golden, model_files, tmp_path):
+    out = tmp_path / "new" / "out.wav"
+    res = run(["clone", golden / "audio" / REF, "Hello there.", "-o", out, "--seed", 1,
+               "--synthesizer", model_files["synthesizer"], "--vocoder", model_files["vocoder"]])
+    assert res.exit_code == 0, res.output
+    info = sf.info(out)
+    assert info.samplerate == 16000 and info.subtype == "PCM_16" and info.frames > 0
+    assert not list(out.parent.glob("*.part"))
+
+
+def test_clone_flac_stdin_and_text_file(golden, models, tmp_path):
+    res = run(["clone", golden / "audio" / REF, "-", "-o", tmp_path / "a.flac", *models], input="From stdin.")
+    assert res.exit_code == 0, res.output
+    assert sf.info(tmp_path / "a.flac").format == "FLAC"
+    (tmp_path / "t.txt").write_text("From a file. Two sentences.", encoding="utf-8")
+    res = run(["clone", golden / "audio" / REF, "--text-file", tmp_path / "t.txt", "-o", tmp_path / "b.wav",
+               *models])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b.wav").exists()
+
+
+def test_clone_base64_to_stdout(golden, models):
+    res = CliRunner().invoke(
+        main, ["clone", str(golden / "audio" / REF), "Web page.", "--base64", "--seed", "2", *models])
+    assert res.exit_code == 0, res.stderr
+    wav, rate = sf.read(io.BytesIO(base64.b64decode(res.stdout.strip())))
+    assert rate == 16000 and len(wav) > 0
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_text(golden, models, tmp_path, text):
+    res = run(["clone", golden / "audio" / REF, text, "-o", tmp_path / "o.wav", *models])
+    assert_user_error(res, "text is empty")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_unwritable_output_and_bad_suffix(golden, models, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    res = run(["clone", golden / "audio" / REF, "Hi.", "-o", tmp_path / "afile" / "o.wav", *models])
+    assert_user_error(res, "cannot create the output folder")
+    res = run(["clone", golden / "audio" / REF, "Hi.", "-o", tmp_path / "o.mp4", *models])
+    assert_user_error(res, "unsupported output format")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_output_folder(golden, models, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    res = run(["clone", golden / "audio" / REF, "Hi.", "-o", ro / "o.wav", *models])
+    assert_user_error(res, "not writable")
+
+
+def test_wrong_shape_voice_file(models, tmp_path):
+    np.save(tmp_path / "v.npy", np.zeros(100, np.float32))
+    res = run(["clone", tmp_path / "v.npy", "Hi.", "-o", tmp_path / "o.wav", *models])
+    assert_user_error(res, "v.npy", "(256,)")
+
+
+def test_bad_reference_and_bad_checkpoint(golden, models, tmp_path):
+    res = run(["clone", tmp_path / "nope.wav", "Hi.", "-o", tmp_path / "o.wav", *models])
+    assert_user_error(res, "nope.wav", "file not found")
+    res = run(["clone", golden / "audio" / REF, "Hi.", "-o", tmp_path / "o.wav",
+               "--synthesizer", golden / "vocoder" / "vocoder.pt", "--vocoder", "griffinlim"])
+    assert res.exit_code == 2 and "vocoder.pt" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o.wav").exists()
+
+
+# -- batch --------------------------------------------------------------------------------------
+
+def test_batch_over_a_directory_then_resume(golden, models, tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in (REF, "3080-5032-0003.flac"):
+        (refs / name).write_bytes((golden / "audio" / name).read_bytes())
+    (refs / "notes.txt").write_text("not audio, ignored")
+    out = tmp_path / "out"
+    res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--json", *models])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert sorted(p.name for p in out.iterdir()) == ["1688-142285-0003.wav", "3080-5032-0003.wav"]
+    first = (out / "1688-142285-0003.wav").stat().st_mtime_ns
+    (out / "3080-5032-0003.wav").unlink()  # as if the first run was interrupted there
+    res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--json", *models])
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["counts"] == {"done": 1, "skipped": 1, "failed": 0}
+    assert (out / "1688-142285-0003.wav").stat().st_mtime_ns == first
+    res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--overwrite", "--json", *models])
+    assert json.loads(res.output[res.output.index("{"):])["counts"]["done"] == 2
+
+
+def test_batch_manifest_with_a_bad_row_goes_on_and_fails_overall(golden, models, tmp_path):
+    (tmp_path / "ref.flac").write_bytes((golden / "audio" / REF).read_bytes())
+    rows = [{"reference": "ref.flac", "text": "First item.", "output": "out/one.wav"},
+            {"reference": "missing.wav", "text": "Second item.", "output": "out/two.wav"},
+            {"reference": "ref.flac", "text": "Third item.", "output": "out/three.flac"}]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    res = CliRunner().invoke(main, ["batch", str(manifest), "--json", *models])
+    assert res.exit_code == 1
+    report = json.loads(res.stdout)
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    failed = [i for i in report["items"] if i["status"] == "failed"]
+    assert "missing.wav" in failed[0]["error"] and "failed:" in res.stderr
+    assert (tmp_path / "out" / "one.wav").exists() and (tmp_path / "out" / "three.flac").exists()
+    assert not (tmp_path / "out" / "two.wav").exists()
+
+
+def test_batch_csv_manifest(golden, models, tmp_path):
+    (tmp_path / "ref.flac").write_bytes((golden / "audio" / REF).read_bytes())
+    (tmp_path / "jobs.csv").write_text('reference,text,output\nref.flac,"Hello, CSV.",o.wav\n')
+    res = run(["batch", tmp_path / "jobs.csv", *models])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o.wav").exists()
+    assert "1 done, 0 skipped, 0 failed" in res.output
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("m.csv", b"ref,text\nx.wav,hi\n", "missing column(s) reference, output"),
+    ("m.csv", b"reference,text,output\n\xff\xfe\xfa,hi,o.wav\n", "not UTF-8"),
+    ("m.jsonl", b'{"reference": "x.wav", "text": "hi"}\n', "line 1 is missing output"),
+    ("m.jsonl", b"{not json\n", "line 1 is not valid JSON"),
+])
+def test_bad_manifests(models, tmp_path, name, content, fragment):
+    (tmp_path / name).write_bytes(content)
+    assert_user_error(run(["batch", tmp_path / name, *models]), fragment)
+
+
+# -- models ---------------------------------------------------------------------------------
+
+@pytest.fixture()
+def file_server(tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join(5)
+
+
+def test_models_download_and_list(file_server, tmp_path, monkeypatch):
+    from sv2tts import models as models_mod
+
+    root, url = file_server
+    (root / "vocoder.pt").write_bytes(b"v" * 5000)
+    monkeypatch.setitem(models_mod.MODELS, "vocoder", models_mod.ModelFile("vocoder", "vocoder.pt", 5000))
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SV2TTS_MODEL_URL", url)
+    res = run(["models", "download", "vocoder"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cache" / "vocoder.pt").read_bytes() == b"v" * 5000
+    res = run(["models", "list"])
+    assert res.exit_code == 0 and str(tmp_path / "cache") in res.output
+    lines = {line.split()[0]: line for line in res.output.splitlines()[1:]}
+    assert "present" in lines["vocoder"] and "5,000" in lines["vocoder"]
+    assert "missing" in lines["synthesizer"]
+
+
+def test_models_download_wrong_size_is_an_error(file_server, tmp_path, monkeypatch):
+    from sv2tts import models as models_mod
+
+    root, url = file_server
+    (root / "vocoder.pt").write_bytes(b"v" * 4000)
+    monkeypatch.setitem(models_mod.MODELS, "vocoder", models_mod.ModelFile("vocoder", "vocoder.pt", 5000))
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SV2TTS_MODEL_URL", url)
+    res = run(["models", "download", "vocoder"])
+    assert res.exit_code == 2 and "5000" in res.output.replace(",", "")
+    assert not (tmp_path / "cache" / "vocoder.pt").exists()
+
+
+def test_offline_clone_subprocess(golden, tmp_path):
+    env = dict(os.environ, SV2TTS_HOME=str(tmp_path / "cache"), SV2TTS_MODEL_URL="http://127.0.0.1:9")
+    proc = subprocess.run([sys.executable, "-m", "sv2tts.cli", "clone", str(golden / "audio" / REF), "Hi.",
+                           "-o", str(tmp_path / "o.wav")], capture_output=True, text=True, env=env,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "sv2tts models download" in err[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_clone_subprocess_end_to_end(golden, model_files, tmp_path):
+    out = tmp_path / "o.wav"
+    proc = subprocess.run([sys.executable, "-m", "sv2tts.cli", "clone", str(golden / "audio" / REF),
+                           "A real process.", "-o", str(out), "--seed", "5",
+                           "--synthesizer", str(model_files["synthesizer"]),
+                           "--vocoder", str(model_files["vocoder"])],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(out).frames > 0
