@@ -10,10 +10,10 @@ depend on the other texts of its batch:
 With pre-net dropout on, the masks are drawn for the whole batch tensor (as in RTVC), so
 only dropout-off output is batch-independent.
 
-Speed: the weights the decoder reads at each step are laid out once for row-vector
-products (`x @ W_t`, W_t contiguous (in, out)), the LSTM input and recurrent matrices are
-fused into one (2 * lstm, 4 * lstm) matrix per cell (the module's parameters become views
-of it, so no memory is duplicated), only the r mel columns of `mel_proj` that are kept are
+Speed: the small weights the decoder reads at each step are laid out once for row-vector
+products (`x @ W_t`, W_t contiguous (in, out)); the LSTM input and recurrent matrices are
+fused into one (4 * lstm, 2 * lstm) matrix per cell, run by oneDNN's linear kernel where
+available (the module's parameters become views of it, so no memory is duplicated); only the r mel columns of `mel_proj` that are kept are
 computed, the stop projection rides along with the mel projection, and the location conv and
 its linear layer are folded into one conv. These change float rounding only (~1e-7).
 """
@@ -37,17 +37,60 @@ class Generated:
     stopped: bool  # False when the item reached max_frames without its stop token
 
 
-def _fuse_lstm_cell(cell: torch.nn.LSTMCell) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W_t (in + hidden, 4 hidden) contiguous, bias (4 hidden,)) of an LSTMCell.
+def _fuse_lstm_cell(cell: torch.nn.LSTMCell) -> "_BigLinear":
+    """One matrix for an LSTMCell's input and recurrent products: gates = [x, h] @ W^T + b.
 
-    The cell's weight_ih / weight_hh become views of W_t (same numbers, no second copy).
+    The cell's weight_ih / weight_hh become views of the fused matrix (no second copy).
     """
     w_ih, w_hh = cell.weight_ih.detach(), cell.weight_hh.detach()
-    w_t = torch.cat([w_ih, w_hh], dim=1).t().contiguous()
+    fused = _BigLinear(torch.cat([w_ih, w_hh], dim=1),
+                       cell.bias_ih.detach() + cell.bias_hh.detach())
     n_in = w_ih.shape[1]
-    cell.weight_ih.data = w_t[:n_in].t()
-    cell.weight_hh.data = w_t[n_in:].t()
-    return w_t, (cell.bias_ih.detach() + cell.bias_hh.detach()).contiguous()
+    cell.weight_ih.data = fused.weight_view[:, :n_in]
+    cell.weight_hh.data = fused.weight_view[:, n_in:]
+    return fused
+
+
+class _BigLinear:
+    """y = x @ W^T + b for a large W read once per decoder step (memory-bound).
+
+    Uses oneDNN's linear kernel where this torch build has it (much faster than MKL's small-M
+    GEMM on some CPUs, e.g. AMD), else `addmm` with W^T stored contiguous (in, out).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        self.bias = bias.contiguous()
+        self.onednn = weight.device.type == "cpu" and _onednn_linear_ok()
+        if self.onednn:
+            self.weight = weight.contiguous()  # (out, in)
+            self.weight_view = self.weight
+        else:
+            self.weight = weight.t().contiguous()  # (in, out)
+            self.weight_view = self.weight.t()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.onednn:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return torch.addmm(self.bias, x, self.weight)
+
+
+_ONEDNN_OK: bool | None = None
+
+
+def _onednn_linear_ok() -> bool:
+    """True when torch.ops.mkldnn._linear_pointwise exists and agrees with addmm here."""
+    global _ONEDNN_OK
+    if _ONEDNN_OK is None:
+        try:
+            g = torch.Generator().manual_seed(0)
+            w = torch.randn(64, 48, generator=g)
+            b = torch.randn(64, generator=g)
+            x = torch.randn(3, 48, generator=g)
+            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+            _ONEDNN_OK = bool(torch.allclose(y, torch.addmm(b, x, w.t()), rtol=1e-4, atol=1e-4))
+        except (AttributeError, RuntimeError, TypeError, NotImplementedError):
+            _ONEDNN_OK = False
+    return _ONEDNN_OK
 
 
 class FastTacotron:
@@ -148,8 +191,7 @@ class FastTacotron:
         pre2_w, pre2_b = self.pre2
         q_w, q_b = self.query
         in_w, in_b = self.rnn_in
-        l1_w, l1_b = self.lstm1
-        l2_w, l2_b = self.lstm2
+        lstm1, lstm2 = self.lstm1, self.lstm2
         out_w, out_b = self.out
         p = self.p
 
@@ -170,9 +212,9 @@ class FastTacotron:
                 align[:, step] = scores
             context = torch.bmm(scores.unsqueeze(1), enc).squeeze(1)
             x = torch.addmm(in_b, torch.cat([context, attn_h], 1), in_w)
-            h1, c1 = _lstm(torch.addmm(l1_b, torch.cat([x, h1], 1), l1_w), c1)
+            h1, c1 = _lstm(lstm1(torch.cat([x, h1], 1)), c1)
             x = x + h1
-            h2, c2 = _lstm(torch.addmm(l2_b, torch.cat([x, h2], 1), l2_w), c2)
+            h2, c2 = _lstm(lstm2(torch.cat([x, h2], 1)), c2)
             x = x + h2
             out = torch.addmm(out_b, torch.cat([x, context], 1), out_w)
             frames = out[:, :n_mel_r].view(batch, cfg.n_mels, r)
