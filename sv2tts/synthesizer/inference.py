@@ -195,6 +195,7 @@ class FastTacotron:
         out_w, out_b = self.out
         p = self.p
 
+        rows: torch.Tensor | None = None  # indices of the items still decoding (None: all)
         for step in range(steps):
             x = dropout(torch.relu(torch.addmm(pre1_b, prev, pre1_w)), p, generator)
             x = dropout(torch.relu(torch.addmm(pre2_b, x, pre2_w)), p, generator)
@@ -208,8 +209,6 @@ class FastTacotron:
                 u += neg_mask
             scores = torch.softmax(u, dim=1)
             cumulative += scores.unsqueeze(1)
-            if align is not None:
-                align[:, step] = scores
             context = torch.bmm(scores.unsqueeze(1), enc).squeeze(1)
             x = torch.addmm(in_b, torch.cat([context, attn_h], 1), in_w)
             h1, c1 = _lstm(lstm1(torch.cat([x, h1], 1)), c1)
@@ -217,17 +216,37 @@ class FastTacotron:
             h2, c2 = _lstm(lstm2(torch.cat([x, h2], 1)), c2)
             x = x + h2
             out = torch.addmm(out_b, torch.cat([x, context], 1), out_w)
-            frames = out[:, :n_mel_r].view(batch, cfg.n_mels, r)
-            mels[:, :, step * r:(step + 1) * r] = frames
+            frames = out[:, :n_mel_r].view(-1, cfg.n_mels, r)
             prev = frames[:, :, -1]
+            if rows is None:
+                mels[:, :, step * r:(step + 1) * r] = frames
+                if align is not None:
+                    align[:, step] = scores
+            else:
+                mels[rows, :, step * r:(step + 1) * r] = frames
+                if align is not None:
+                    align[rows, step] = scores
             if fixed_steps is None and step * r > cfg.min_stop_frames:
-                newly = (torch.sigmoid(out[:, n_mel_r]) > stop_p) & ~done
-                if bool(newly.any()):
-                    for i in torch.nonzero(newly).flatten().tolist():
+                stopped = torch.sigmoid(out[:, n_mel_r]) > stop_p
+                if bool(stopped.any()):
+                    local = torch.nonzero(stopped).flatten()
+                    ids = local if rows is None else rows[local]
+                    for i in ids.tolist():
                         end_step[i] = step + 1
-                    done |= newly
+                        done[i] = True
                     if bool(done.all()):
                         break
+                    # Drop the finished items: every row is computed independently, so the
+                    # others' numbers do not change (dropout masks shrink with the batch).
+                    keep = torch.nonzero(~stopped).flatten()
+                    rows = keep if rows is None else rows[keep]
+                    attn_h, h1, c1, h2, c2, context, prev = (
+                        t.index_select(0, keep) for t in (attn_h, h1, c1, h2, c2, context, prev))
+                    cumulative = cumulative.index_select(0, keep)
+                    enc = enc.index_select(0, keep)
+                    enc_proj_t = enc_proj_t.index_select(0, keep)
+                    if neg_mask is not None:
+                        neg_mask = neg_mask.index_select(0, keep)
 
         frames_kept = torch.tensor([e * r for e in end_step], dtype=torch.long)
         t_max = int(frames_kept.max())
