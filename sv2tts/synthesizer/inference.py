@@ -172,8 +172,9 @@ class FastTacotron:
             neg_mask = torch.zeros(batch, n, device=device).masked_fill_(~valid, float("-inf"))
 
         steps = fixed_steps if fixed_steps is not None else -(-max_frames // r)
-        mels = torch.empty(batch, cfg.n_mels, steps * r, device=device)
-        align = torch.empty(batch, steps, n, device=device) if return_alignments else None
+        capacity = min(steps, _INITIAL_STEPS)  # grown on demand: max_frames may be huge
+        mels = torch.empty(batch, cfg.n_mels, capacity * r, device=device)
+        align = torch.empty(batch, capacity, n, device=device) if return_alignments else None
         end_step = [steps] * batch  # per item: number of steps kept
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         stop_p = cfg.stop_probability
@@ -218,6 +219,10 @@ class FastTacotron:
             out = torch.addmm(out_b, torch.cat([x, context], 1), out_w)
             frames = out[:, :n_mel_r].view(-1, cfg.n_mels, r)
             prev = frames[:, :, -1]
+            if step == capacity:
+                capacity = min(steps, 2 * capacity)
+                mels = _grow(mels, 2, capacity * r)
+                align = None if align is None else _grow(align, 1, capacity)
             if rows is None:
                 mels[:, :, step * r:(step + 1) * r] = frames
                 if align is not None:
@@ -263,6 +268,16 @@ class FastTacotron:
                 stopped=fixed_steps is not None or bool(done[i]),
             ))
         return results
+
+
+_INITIAL_STEPS = 512
+
+
+def _grow(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """`t` with dimension `dim` enlarged to `size` (new entries uninitialised)."""
+    shape = list(t.shape)
+    shape[dim] = size - shape[dim]
+    return torch.cat([t, t.new_empty(shape)], dim=dim)
 
 
 def _lstm(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

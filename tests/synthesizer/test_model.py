@@ -183,3 +183,19 @@ def test_fast_path_equals_reference_full_size():
     assert not res.stopped
     np.testing.assert_allclose(res.mel.numpy(), post[0].numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(res.alignment.numpy(), attn[0].numpy(), rtol=0, atol=1e-6)
+
+
+@torch.inference_mode()
+def test_output_buffers_grow(golden, gen, monkeypatch):
+    """Long decodes grow the output buffers: same frames as a run that never grew them."""
+    from sv2tts.synthesizer import inference
+
+    engine = FastTacotron(_small_model(golden))
+    seq = gen["gen1d_chars"][0].tolist()
+    spk = t(gen["gen1d_speaker_embed"])[None]
+    ref = engine.generate([seq], spk, fixed_steps=11, return_alignments=True)[0]
+    monkeypatch.setattr(inference, "_INITIAL_STEPS", 2)
+    grown = engine.generate([seq], spk, fixed_steps=11, return_alignments=True)[0]
+    assert grown.decoder_mel.shape == (80, 22) and grown.alignment.shape == (11, len(seq))
+    np.testing.assert_array_equal(grown.decoder_mel.numpy(), ref.decoder_mel.numpy())
+    np.testing.assert_array_equal(grown.alignment.numpy(), ref.alignment.numpy())

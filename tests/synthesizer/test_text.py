@@ -130,6 +130,7 @@ def test_warns_on_text_lost_after_braces_on_a_line(caplog):
 def test_split_sentences_short_text_is_whole():
     assert split_sentences("  Dr. Smith went home. He slept.  ") == ["Dr. Smith went home. He slept."]
     assert split_sentences(" \n\t ") == []
+    assert split_sentences("Short\ntext on two lines.") == ["Short\ntext on two lines."]
 
 
 def test_split_sentences_long_text_never_drops_words():

@@ -23,8 +23,8 @@ _token_re = re.compile(r"\{[^}\n]*\}|\S+")
 def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
     """Split `text` into chunks of at most `max_chars` characters, in order.
 
-    A text that fits is returned whole (one pass, as RTVC). Longer text is cut at line
-    breaks and sentence ends ("." "!" "?", not after abbreviations such as "Dr." or
+    A text that fits is returned whole (one pass, as RTVC, line breaks included). Longer
+    text is cut at line breaks and sentence ends ("." "!" "?", not after abbreviations such as "Dr." or
     initials); a sentence still too long is cut after commas/semicolons/colons, then at
     word boundaries, and a single word longer than `max_chars` is cut into pieces.
     {ARPAbet} groups are never cut. Whitespace-only input gives [].
@@ -34,7 +34,7 @@ def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
     text = text.strip()
     if not text:
         return []
-    if len(text) <= max_chars and "\n" not in text:
+    if len(text) <= max_chars:
         return [text]
     chunks: list[str] = []
     for line in text.splitlines():
