@@ -34,7 +34,8 @@ def _setup_logging(quiet: bool, verbose: int) -> None:
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    fmt = "%(relativeCreated)7.0f ms %(levelname)s: %(message)s" if verbose > 1 else "%(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger("sv2tts")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -129,10 +130,12 @@ def similarity(a, b, encoder, quiet, verbose):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output audio (.wav or .flac).")
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), help="Read the text from a file.")
 @click.option("--base64", "as_base64", is_flag=True, help="Print the WAV as base64 to stdout.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Cap on mel frames per sentence (12.5 ms each).")
 @model_options
 @device_option
 @common_options
-def clone(reference, text, output, text_file, as_base64, seed, precision, encoder, synthesizer, vocoder,
+def clone(reference, text, output, text_file, as_base64, max_frames, seed, precision, encoder, synthesizer, vocoder,
           device, quiet, verbose):
     """Speak TEXT in the voice of REFERENCE (an audio clip or a .npy voice).
 
@@ -153,7 +156,7 @@ def clone(reference, text, output, text_file, as_base64, seed, precision, encode
     if output is not None:
         audio.check_output_path(output)
     pipe = pipeline.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
-    wav = pipe.clone(reference, text, seed=seed, precision=precision)
+    wav = pipe.clone(reference, text, seed=seed, precision=precision, max_frames=max_frames)
     if output is not None:
         audio.write_audio(output, wav)
         if not quiet:

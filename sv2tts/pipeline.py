@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,11 @@ class Pipeline:
             with self._lock:
                 model = self._loaded.get(stage)
                 if model is None:
+                    start = time.perf_counter()
+                    log.debug("loading the %s", stage)
                     model = self._loaded[stage] = _load_stage(
                         stage, self._specs[stage], self.device, self.download)
+                    log.debug("loaded the %s in %.2f s", stage, time.perf_counter() - start)
         return model
 
     @property
@@ -94,7 +98,7 @@ class Pipeline:
         return vocoder.vocode(mel, seed=seed, precision=precision, progress=progress, **options)
 
     def clone(self, reference, text: str, *, seed: int | None = None, precision: str = "float32",
-              progress: bool | None = None) -> np.ndarray:
+              progress: bool | None = None, max_frames: int = 2000) -> np.ndarray:
         """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz.
 
         Long text is split into sentences, synthesised in batches and vocoded once over the
@@ -105,7 +109,7 @@ class Pipeline:
             raise TextError("the text is empty" if isinstance(text, str)
                             else f"text: expected a str, got {type(text).__name__}")
         embedding = self.embed(reference)
-        mel = self.synthesize(text, embedding, seed=seed)
+        mel = self.synthesize(text, embedding, seed=seed, max_frames=max_frames)
         wav = self.vocode(mel, seed=seed, precision=precision, progress=progress)
         return postprocess_output(wav)
 

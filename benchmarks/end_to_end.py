@@ -1,0 +1,125 @@
+"""End-to-end time of one clone with full-size random-weight models (fixed decoder steps).
+
+    python benchmarks/end_to_end.py [--frames 240] [--repeats 2]
+
+Writes full-size RTVC-format synthesizer.pt / vocoder.pt with random weights (the synthesizer's
+stop token never fires, so it decodes exactly --frames frames: a 10-word sentence is ~3 s, i.e.
+~240 frames), then prints:
+- `sv2tts --help` wall time, and a cold `sv2tts clone` process: time to its first model load
+  (from its -vv log) and total, with its peak memory;
+- a warm second call on a loaded Pipeline split into embed / synthesize / vocode, for each
+  vocoder precision, with the real-time factor (audio seconds / wall seconds) and peak memory.
+Targets (2 CPU cores): warm call faster than real time with the fastest precision; first
+model load within 1.5 s of the CLI starting; `sv2tts --help` well under 1 s.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import sv2tts
+from sv2tts.synthesizer.config import SynthesizerConfig
+from sv2tts.synthesizer.model import Tacotron
+from sv2tts.vocoder.model import WaveRNN
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "examples" / "reference.flac"
+TEXT = "The quick brown fox jumps over the lazy dog today."  # 10 words
+
+
+def write_models(folder: Path) -> dict[str, Path]:
+    torch.manual_seed(0)
+    taco = Tacotron(SynthesizerConfig())
+    with torch.no_grad():
+        for p in taco.parameters():
+            if p.dim() > 1:
+                torch.nn.init.xavier_uniform_(p)
+        taco.decoder.r.fill_(2)
+        taco.decoder.stop_proj.bias.fill_(-1e4)  # never stops: exactly max_frames frames
+    torch.save({"model_state": taco.state_dict(), "optimizer_state": {}}, folder / "synthesizer.pt")
+    torch.save({"model_state": WaveRNN().state_dict(), "optimizer_state": {}}, folder / "vocoder.pt")
+    return {"synthesizer": folder / "synthesizer.pt", "vocoder": folder / "vocoder.pt"}
+
+
+def sv2tts_exe() -> list[str]:
+    exe = shutil.which("sv2tts", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "sv2tts.cli"]
+
+
+def time_help(repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(sv2tts_exe() + ["--help"], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def cold_cli(models: dict[str, Path], frames: int, precision: str, out: Path) -> tuple[float, float, float]:
+    """-> (seconds to first model load, total seconds, peak RSS GB) of a fresh CLI process."""
+    t = time.perf_counter()
+    proc = subprocess.run(sv2tts_exe() + ["clone", str(REFERENCE), TEXT, "-o", str(out), "--seed", "0",
+                                          "--synthesizer", str(models["synthesizer"]),
+                                          "--vocoder", str(models["vocoder"]), "--max-frames", str(frames),
+                                          "--precision", precision, "-vv"],
+                          capture_output=True, text=True)
+    total = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    first = re.search(r"^\s*(\d+) ms DEBUG: loading the", proc.stderr, re.M)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+    return (int(first.group(1)) / 1000 if first else float("nan")), total, peak
+
+
+def warm(models: dict[str, Path], frames: int, repeats: int) -> None:
+    t = time.perf_counter()
+    pipe = sv2tts.Pipeline(synthesizer=models["synthesizer"], vocoder=models["vocoder"]).load_all()
+    print(f"warm pipeline: load {time.perf_counter() - t:.2f} s")
+    pipe.clone(REFERENCE, TEXT, seed=0, max_frames=frames, progress=False)  # first call: JIT, caches
+    print(f"{'precision':>10} {'embed':>7} {'synth':>7} {'vocode':>7} {'total':>7} {'audio':>7} {'x RT':>6}")
+    for precision in ("float32", "bfloat16", "int8"):
+        best = None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            voice = pipe.embed(REFERENCE)
+            t1 = time.perf_counter()
+            mel = pipe.synthesize(TEXT, voice, seed=0, max_frames=frames)
+            t2 = time.perf_counter()
+            wav = pipe.vocode(mel, seed=0, precision=precision, progress=False)
+            t3 = time.perf_counter()
+            row = (t1 - t0, t2 - t1, t3 - t2, t3 - t0, len(wav) / 16000)
+            best = row if best is None or row[3] < best[3] else best
+        e, s, v, total, audio = best
+        print(f"{precision:>10} {e:>6.2f}s {s:>6.2f}s {v:>6.2f}s {total:>6.2f}s {audio:>6.2f}s {audio / total:>5.2f}x")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=240, help="mel frames decoded (12.5 ms each)")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    logging.getLogger("sv2tts").setLevel(logging.ERROR)  # the max_frames warning is expected here
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; text: {TEXT!r}, {args.frames} frames")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = write_models(Path(tmp))
+        print(f"sv2tts --help: {time_help():.2f} s")
+        for precision in ("float32", "int8"):
+            first, total, peak = cold_cli(models, args.frames, precision, Path(tmp) / "out.wav")
+            print(f"cold CLI clone ({precision}): first model load at {first:.2f} s, total {total:.2f} s, "
+                  f"peak RSS {peak:.2f} GB")
+        warm(models, args.frames, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
