@@ -162,3 +162,34 @@ def test_real_subprocess_error_has_no_traceback(tmp_path):
                            str(tmp_path / "b.wav")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: {tmp_path / 'a.wav'}: file not found"
+
+
+def test_long_file_is_decoded_and_resampled_in_bounded_memory(golden_audio, tmp_path):
+    """10 minutes of 48 kHz stereo speech: reading + resampling + VAD trimming peak at about
+    two float32 copies of the 16 kHz result plus a fixed block buffer, instead of the 2 x 3
+    copies a whole-file decode at 48 kHz would hold. (The encoder then embeds 64 partials at
+    a time.)"""
+    import tracemalloc
+
+    import librosa
+
+    from sv2tts.audio import load_audio
+    from sv2tts.encoder import Encoder
+
+    speech = np.concatenate([sf.read(golden_audio / n, dtype="float32")[0] for n in (CLIP, OTHER)])
+    speech48 = librosa.resample(speech, orig_sr=16000, target_sr=48000)
+    seconds = 600
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", 48000, 2, subtype="PCM_16") as f:
+        for _ in range(seconds * 48000 // len(speech48) + 1):
+            f.write(np.stack([speech48, speech48], axis=1))
+    copy_16k = sf.info(path).frames / 3 * 4  # bytes of one float32 copy at 16 kHz (~38 MB)
+    encoder = Encoder.load()
+    tracemalloc.start()
+    try:
+        wav = encoder.load_reference(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(wav) > 0.8 * seconds * 16000
+    assert peak < 2 * copy_16k + 40e6, f"peak {peak / 1e6:.0f} MB, one 16 kHz copy {copy_16k / 1e6:.0f} MB"
