@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,6 +92,8 @@ class Vocoder:
         target, overlap = _check_fold_args(batched, target, overlap)
         if precision not in PRECISIONS:
             raise InputError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and self.device.type != "cpu":
+            raise InputError(f"precision='int8' is only available on CPU, not {self.device}")
         cfg = self.config
         n_frames = mel.shape[1]
         wave_len = (n_frames - 1) * cfg.hop_length
@@ -100,13 +101,18 @@ class Vocoder:
             return np.zeros(0, dtype=np.float32)
         mels, aux = self.upsample(mel, batched=batched, target=target, overlap=overlap)
         generator = self._generator(seed)
-        bar = _progress_bar(progress, mels.shape[1], mels.shape[0])
+        seq_len = mels.shape[1]
+        # the fast loops skip steps whose samples are all cut off by the truncation to
+        # wave_len (possible with a single row only); the output is the same
+        n = seq_len if precision == "reference" or mels.shape[0] > 1 else min(seq_len, wave_len)
+        bar = _progress_bar(progress, n, mels.shape[0])
         try:
             update = bar.update if bar is not None else None
             if precision == "reference":
                 labels = generate_reference(self.model, mels, aux, generator, update)
             else:
-                labels = self._fast_generator(precision).generate(mels, aux, generator, update)
+                labels = self._fast_generator(precision).generate(mels[:, :n], aux[:, :n], generator, update)
+                labels = torch.nn.functional.pad(labels, (0, seq_len - n), value=cfg.n_classes // 2)
         finally:
             if bar is not None:
                 bar.close()
@@ -150,7 +156,7 @@ class Vocoder:
             gen = self._fast.get(precision)
             if gen is None:
                 from .fast import FastGenerator
-                gen = FastGenerator(self.model, precision)
+                gen = FastGenerator(self.model, precision, self.device)
                 self._fast[precision] = gen
             return gen
 

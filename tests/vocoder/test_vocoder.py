@@ -1,0 +1,202 @@
+"""Vocoder API: output contract, seeds, threads, progress, bad input and bad checkpoints."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+import sv2tts
+from sv2tts.errors import CheckpointError, InputError
+from sv2tts.vocoder import Vocoder, WaveRNN, vocode
+
+SMALL = dict(target=400, overlap=50, progress=False)  # short folds: the property does not depend on length
+
+
+@pytest.fixture(scope="module")
+def vocoder(golden):
+    return Vocoder.load(golden / "vocoder" / "vocoder.pt", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def mel50(golden):
+    return np.load(golden / "vocoder" / "infer_waveform.npz")["batched_mel"].copy()  # (80, 50)
+
+
+@pytest.fixture(scope="module")
+def mel(mel50):
+    return mel50[:, :12].copy()
+
+
+def test_public_name():
+    assert sv2tts.Vocoder is Vocoder
+
+
+def test_output_contract(vocoder, mel):
+    wav = vocoder.vocode(mel, seed=0, **SMALL)
+    assert wav.dtype == np.float32 and wav.shape == ((mel.shape[1] - 1) * 200,)
+    assert np.isfinite(wav).all() and wav[-1] == 0.0
+    assert np.all(wav[:SMALL["overlap"] // 2 + 1] == 0)  # RTVC's cross-fade silences the start
+    assert np.abs(wav).max() > 0.01
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+def test_seed_reproducible(vocoder, mel, precision):
+    a = vocoder.vocode(mel, seed=3, precision=precision, **SMALL)
+    b = vocoder.vocode(mel, seed=3, precision=precision, **SMALL)
+    c = vocoder.vocode(mel, seed=4, precision=precision, **SMALL)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_seed_none_draws_fresh(vocoder, mel):
+    assert not np.array_equal(vocoder.vocode(mel, **SMALL), vocoder.vocode(mel, **SMALL))
+
+
+def test_threads_share_one_vocoder(vocoder, mel):
+    seeds = [0, 1, 2, 3]
+    expected = [vocoder.vocode(mel, seed=s, **SMALL) for s in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: vocoder.vocode(mel, seed=s, **SMALL), seeds))
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+
+
+def test_unbatched_and_torch_input(vocoder, mel):
+    wav = vocoder.vocode(torch.from_numpy(mel), batched=False, seed=1, progress=False)
+    assert wav.shape == ((mel.shape[1] - 1) * 200,) and wav[-1] == 0.0 and wav[0] != 0.0
+
+
+def test_stage_function_accepts_path_or_vocoder(golden, vocoder, mel):
+    a = vocode(mel, vocoder=vocoder, seed=2, **SMALL)
+    b = vocode(mel, vocoder=golden / "vocoder" / "vocoder.pt", seed=2, **SMALL)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="vocoder"):
+        vocode(mel, vocoder=42, **SMALL)
+
+
+def test_progress_bar(vocoder, mel, capsys):
+    vocoder.vocode(mel, seed=0, target=400, overlap=50, progress=True)
+    assert "vocoding" in capsys.readouterr().err
+    vocoder.vocode(mel, seed=0, target=400, overlap=50, progress=None)  # stderr is not a terminal here
+    vocoder.vocode(mel, seed=0, target=400, overlap=50, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- short mels
+def test_one_frame_mel_gives_empty_audio(vocoder):
+    wav = vocoder.vocode(np.zeros((80, 1), np.float32), progress=False)
+    assert wav.dtype == np.float32 and wav.shape == (0,)
+
+
+@pytest.mark.parametrize("frames", [2, 5, 20])
+@pytest.mark.parametrize("batched", [True, False])
+def test_short_mels_where_rtvc_crashes(vocoder, mel50, frames, batched):
+    wav = vocoder.vocode(mel50[:, :frames], batched=batched, seed=0, progress=False)
+    assert wav.shape == ((frames - 1) * 200,) and np.isfinite(wav).all() and wav[-1] == 0.0
+    if not batched:
+        assert np.abs(wav[:100]).max() > 0  # the fade covers the short wave; the start is audible
+
+
+def test_short_mel_reference_and_fast_agree_on_length(vocoder, mel):
+    a = vocoder.vocode(mel[:, :3], batched=False, seed=0, precision="reference", progress=False)
+    b = vocoder.vocode(mel[:, :3], batched=False, seed=0, progress=False)
+    assert a.shape == b.shape == (400,) and a[-1] == b[-1] == 0.0
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((50, 80), np.float32), r"looks like \(T, 80\).*\(80, T\)"),
+    (np.zeros((79, 30), np.float32), r"expected shape \(80, T\)"),
+    (np.zeros((1, 80, 30), np.float32), r"\(80, T\)"),
+    (np.zeros(80, np.float32), r"\(80, T\)"),
+    (np.zeros((80, 0), np.float32), "empty"),
+    ("not a mel", "dtype"),
+    (np.zeros((80, 30), complex), "dtype"),
+])
+def test_bad_mel_shapes(vocoder, bad, match):
+    with pytest.raises(InputError, match=match):
+        vocoder.vocode(bad, progress=False)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_mel(vocoder, mel, value):
+    bad = mel.copy()
+    bad[3, 4] = value
+    with pytest.raises(InputError, match="NaN or inf"):
+        vocoder.vocode(bad, progress=False)
+
+
+def test_mel_far_outside_scale_warns(vocoder, mel):
+    with pytest.warns(UserWarning, match="far outside RTVC's scale"):
+        vocoder.vocode(mel[:, :3] * 25, seed=0, **SMALL)
+
+
+def test_mel_in_scale_does_not_warn(vocoder, mel, recwarn):
+    vocoder.vocode(mel[:, :3], seed=0, **SMALL)
+    assert not [w for w in recwarn if "scale" in str(w.message)]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(precision="float16"), "precision"),
+    (dict(target=0), "target"),
+    (dict(overlap=-1), "overlap"),
+    (dict(target=1.5), "target"),
+    (dict(seed="x"), "seed"),
+])
+def test_bad_arguments(vocoder, mel, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        vocoder.vocode(mel, progress=False, **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_unavailable_is_a_clear_error(golden):
+    with pytest.raises(InputError, match="CUDA"):
+        Vocoder.load(golden / "vocoder" / "vocoder.pt", device="cuda")
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_other_model_checkpoint(golden):
+    with pytest.raises(CheckpointError, match="not an RTVC vocoder checkpoint"):
+        Vocoder.load(golden / "synthesizer" / "synthesizer_small.pt")
+
+
+def test_truncated_checkpoint(golden, tmp_path):
+    data = (golden / "vocoder" / "vocoder.pt").read_bytes()
+    path = tmp_path / "vocoder.pt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="vocoder"):
+        Vocoder.load(path)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        Vocoder.load(tmp_path / "nope.pt")
+
+
+def _random_state():
+    torch.manual_seed(0)
+    return {k: v.clone() for k, v in WaveRNN().state_dict().items()}
+
+
+def test_random_full_size_rtvc_checkpoint_loads_and_vocodes(tmp_path, mel):
+    path = tmp_path / "vocoder.pt"
+    torch.save({"model_state": _random_state(), "optimizer_state": {}}, path)
+    voc = Vocoder.load(path, device="cpu")
+    assert sum(p.numel() for p in voc.model.parameters()) == 4_480_936
+    wav = voc.vocode(mel[:, :4], seed=0, **SMALL)
+    assert wav.shape == (600,) and np.isfinite(wav).all()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda sd: sd.pop("fc3.bias"), "missing"),
+    (lambda sd: sd.__setitem__("extra.weight", torch.zeros(1)), "unexpected"),
+    (lambda sd: sd.__setitem__("fc2.weight", torch.zeros(512, 500)), "shape"),
+    (lambda sd: sd.__setitem__("fc3.bias", torch.full((512,), float("nan"))), "NaN"),
+])
+def test_broken_checkpoints(tmp_path, edit, match):
+    sd = _random_state()
+    edit(sd)
+    path = tmp_path / "vocoder.pt"
+    torch.save({"model_state": sd, "optimizer_state": {}}, path)
+    with pytest.raises(CheckpointError, match=match):
+        Vocoder.load(path)
