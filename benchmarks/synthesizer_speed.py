@@ -3,7 +3,8 @@
 Decodes a fixed number of decoder steps (stop tokens ignored) for one sentence and for a
 batch of five, with the library's fast path and with a straightforward step-by-step
 reference of the same procedure (RTVC's generate, `Tacotron.generate_rtvc`) in the same run,
-and prints the ratio. Best of several repeats (the machine is shared).
+and prints the ratio. Best of several repeats, fast and reference runs interleaved (the
+machine is shared: with 2 threads, a busy neighbour can slow any run many times over).
 
     .venv/bin/python benchmarks/synthesizer_speed.py [--steps 100] [--repeats 5]
 """
@@ -36,14 +37,17 @@ def random_model(seed: int = 0) -> Tacotron:
     return model
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def best_times(fns, repeats: int) -> list[float]:
+    """Best wall time of each function, runs interleaved so that all see the same load."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
@@ -67,10 +71,10 @@ def main() -> None:
         spk = torch.from_numpy(rng.rand(batch, 256).astype(np.float32))
         spk = torch.nn.functional.normalize(spk, dim=1)
         chars = torch.tensor([seq] * batch)
-        t_ref = best_time(lambda: reference.generate_rtvc(chars, spk, steps=args.steps * r),
-                          args.repeats)
-        t_fast = best_time(lambda: engine.generate([seq] * batch, spk, fixed_steps=args.steps),
-                           args.repeats)
+        t_ref, t_fast = best_times(
+            [lambda: reference.generate_rtvc(chars, spk, steps=args.steps * r),
+             lambda: engine.generate([seq] * batch, spk, fixed_steps=args.steps)],
+            args.repeats)
         frames = batch * args.steps * r
         print(f"batch {batch}: fast {t_fast:.3f} s ({frames / t_fast:,.0f} frames/s), "
               f"reference {t_ref:.3f} s ({frames / t_ref:,.0f} frames/s), "
