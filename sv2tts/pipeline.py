@@ -93,8 +93,9 @@ class Pipeline:
         vocoder = self.vocoder
         if vocoder == GRIFFIN_LIM:
             from .synthesizer.audio import griffin_lim
+            from .vocoder import validate_mel
 
-            return griffin_lim(_check_mel(mel), seed=seed)
+            return griffin_lim(validate_mel(mel), seed=seed).astype(np.float32, copy=False)
         return vocoder.vocode(mel, seed=seed, precision=precision, progress=progress, **options)
 
     def clone(self, reference, text: str, *, seed: int | None = None, precision: str = "float32",
@@ -197,15 +198,6 @@ def save_voice(path: str | os.PathLike, embedding: np.ndarray) -> Path:
     path = Path(path)
     write_bytes_atomic(path, buf.getvalue())
     return path
-
-
-def _check_mel(mel) -> np.ndarray:
-    mel = np.asarray(mel, dtype=np.float32)
-    if mel.ndim != 2 or mel.shape[0] != 80:
-        raise InputError(f"mel must have shape (80, T), got {mel.shape}")
-    if not np.isfinite(mel).all():
-        raise InputError("mel contains NaN or infinite values")
-    return mel
 
 
 # -- module-level API over a default pipeline --------------------------------------------------

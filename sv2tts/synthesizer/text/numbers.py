@@ -6,10 +6,8 @@ decimals, ordinals and integers, each a regex substitution.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-import inflect
-
-_inflect = inflect.engine()
 _comma_number_re = re.compile(r"([0-9][0-9\,]+[0-9])")
 _decimal_number_re = re.compile(r"([0-9]+\.[0-9]+)")
 _pounds_re = re.compile(r"£([0-9\,]*[0-9]+)")
@@ -20,11 +18,20 @@ _number_re = re.compile(r"[0-9]+")
 
 def number_to_words(num: int | str, **kwargs) -> str:
     """inflect's number_to_words; numbers inflect cannot read are spelled digit by digit."""
+    engine = _engine()
     try:
-        return _inflect.number_to_words(num, **kwargs)
+        return engine.number_to_words(num, **kwargs)
     except Exception:  # inflect raises for numbers beyond its largest named power
         digits = re.sub(r"[^0-9]", "", str(num))
-        return " ".join(_inflect.number_to_words(d) for d in digits)
+        return " ".join(engine.number_to_words(d) for d in digits)
+
+
+@lru_cache(maxsize=1)
+def _engine():
+    """inflect's engine, imported on first use: importing inflect >= 7 takes ~2 s."""
+    import inflect
+
+    return inflect.engine()
 
 
 def _remove_commas(m: re.Match) -> str:
