@@ -3,24 +3,28 @@
 What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 
 * Everything that does not depend on the fed-back sample is taken out of the loop and done
-  for a chunk of steps with one large matrix multiply: the mel/aux part of the input layer
-  ``I``, and (by linearity) the whole input-to-hidden product of GRU 1,
+  for a chunk of steps with large matrix multiplies (efficient at large M): the mel/aux part
+  of the input layer ``I``, and (by linearity) the whole input-to-hidden product of GRU 1,
   ``W_ih1 (I_rest(m, a1) + x * w_x) = [W_ih1 I_rest(m, a1)] + x * (W_ih1 w_x)``; likewise the
-  aux parts of GRU 2 / fc1 / fc2. Per step and fold that leaves 3 x 512x1536 + 3 x 512x512
-  multiply-adds (3.1 M) instead of RTVC's 4.1 M, and no ``torch.cat``.
-* Sampling by the exponential race that ``torch.multinomial(p, 1)`` itself uses,
-  ``argmax(p / q) = argmax(logits - log q)`` with ``q ~ Exp(1)``: exact categorical sampling,
-  no softmax, and the ``q`` for a whole chunk come from one ``exponential_`` call. The chunked
-  draws are the very numbers torch.multinomial would draw step by step from the same
-  generator, so a seeded run follows the reference loop sample for sample as long as the
-  float rounding of the two loops does not flip an argmax.
+  aux parts of GRU 2 / fc1 / fc2. The loop itself keeps 6 small multiplies per step
+  (3 x 512x1536 + 3 x 512x512, 3.1 M of the step's 4.1 M multiply-adds) and no ``torch.cat``.
+* Sampling by inverse CDF with one uniform per fold and step drawn per chunk (F draws per
+  step instead of the F x 512 exponentials ``torch.multinomial`` draws): exact categorical
+  sampling. ``sampling="race"`` instead reproduces ``torch.multinomial(p, 1)``'s own draw,
+  ``argmax(p / q) = argmax(logits - log q)`` with ``q ~ Exp(1)`` from one ``exponential_`` call
+  per chunk; those are the very numbers torch.multinomial would draw step by step, so a
+  seeded run follows the reference loop sample for sample as long as float rounding does
+  not flip an argmax (tests use this; it costs ~0.1 ms per step at 10 folds).
+* Matrix multiplies through oneDNN with weights packed once (about 2x MKL ``addmm`` at
+  M = 6..10 on this CPU), falling back to ``addmm`` where oneDNN is missing (CUDA, other CPUs).
 * Weights pre-transposed and fused once per Vocoder, GRU gates done with few fused ops
   (``addmm``, ``addcmul``, ``lerp``), ``torch.inference_mode``.
 
-Reduced precision (opt-in): "bfloat16" runs the recurrent matrix multiplies with bf16 weights
-and inputs (AVX512-BF16), fp32 accumulation, state and gates; "int8" uses int8 weights with
-per-output-channel scales (``torch._weight_int8pack_mm``). Both change the numbers slightly
-(the distribution, not the procedure); their deviation is measured by tests and the benchmark.
+Reduced precision (opt-in): "bfloat16" runs the matrix multiplies with bf16 weights and
+inputs (oneDNN, AVX512-BF16), fp32 accumulation, state and gates; "int8" runs the loop's
+multiplies with int8 weights (per output channel) and dynamically quantized activations
+(fbgemm, VNNI) and the chunk precompute in bf16. Both change the numbers slightly (the
+distribution, not the procedure); their deviation is measured by tests and the benchmark.
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ def burn_gru_cell_init(model: WaveRNN, generator: torch.Generator) -> None:
     RTVC builds GRUCells for rnn1 then rnn2 at every ``generate`` call; each draws
     ``uniform_`` for weight_ih, weight_hh, bias_ih, bias_hh (values discarded).
     """
+    if generator.device.type != "cpu":
+        return  # the GRUCell initialisers draw from the CPU generator, not the CUDA one
     for rnn in (model.rnn1, model.rnn2):
         bound = 1.0 / rnn.hidden_size ** 0.5
         for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
