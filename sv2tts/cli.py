@@ -277,9 +277,11 @@ def models_list(quiet, verbose):
 
     click.echo(f"cache: {models_mod.cache_dir()}")
     for s in models_mod.list_models():
-        size = f"{s.size:,}" if s.size is not None else "-"
-        click.echo(f"{s.name:12} {'present' if s.present else 'missing':8} {size:>13} B  "
-                   f"{s.detail}")
+        size = f"{s.size:,} B" if s.size is not None else "-"
+        detail = s.detail
+        if s.name == "encoder" and not s.present:
+            detail = "not needed: sv2tts has the encoder built in"
+        click.echo(f"{s.name:12} {'present' if s.present else 'missing':8} {size:>15}  {detail}")
 
 
 if __name__ == "__main__":  # pragma: no cover
