@@ -28,9 +28,8 @@ from pathlib import Path
 import torch
 
 import sv2tts
-from sv2tts.synthesizer.config import SynthesizerConfig
-from sv2tts.synthesizer.model import Tacotron
 from sv2tts.vocoder.model import WaveRNN
+from synthesizer_speed import random_model  # this folder (scripts run from it)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "examples" / "reference.flac"
@@ -38,14 +37,7 @@ TEXT = "The quick brown fox jumps over the lazy dog today."  # 10 words
 
 
 def write_models(folder: Path) -> dict[str, Path]:
-    torch.manual_seed(0)
-    taco = Tacotron(SynthesizerConfig())
-    with torch.no_grad():
-        for p in taco.parameters():
-            if p.dim() > 1:
-                torch.nn.init.xavier_uniform_(p)
-        taco.decoder.r.fill_(2)
-        taco.decoder.stop_proj.bias.fill_(-1e4)  # never stops: exactly max_frames frames
+    taco = random_model()  # full size, r = 2, the stop token never fires: exactly max_frames frames
     torch.save({"model_state": taco.state_dict(), "optimizer_state": {}}, folder / "synthesizer.pt")
     torch.save({"model_state": WaveRNN().state_dict(), "optimizer_state": {}}, folder / "vocoder.pt")
     return {"synthesizer": folder / "synthesizer.pt", "vocoder": folder / "vocoder.pt"}

@@ -190,14 +190,19 @@ def file_server(tmp_path):
     thread.join(5)
 
 
-def test_models_download_and_list(file_server, tmp_path, monkeypatch):
+def serve_vocoder(file_server, tmp_path, monkeypatch, served_bytes: int) -> None:
+    """Serve a fake vocoder.pt of ``served_bytes``; the model table expects 5,000 bytes."""
     from sv2tts import models as models_mod
 
     root, url = file_server
-    (root / "vocoder.pt").write_bytes(b"v" * 5000)
+    (root / "vocoder.pt").write_bytes(b"v" * served_bytes)
     monkeypatch.setitem(models_mod.MODELS, "vocoder", models_mod.ModelFile("vocoder", "vocoder.pt", 5000))
     monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SV2TTS_MODEL_URL", url)
+
+
+def test_models_download_and_list(file_server, tmp_path, monkeypatch):
+    serve_vocoder(file_server, tmp_path, monkeypatch, 5000)
     res = run(["models", "download", "vocoder"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "cache" / "vocoder.pt").read_bytes() == b"v" * 5000
@@ -209,13 +214,7 @@ def test_models_download_and_list(file_server, tmp_path, monkeypatch):
 
 
 def test_models_download_wrong_size_is_an_error(file_server, tmp_path, monkeypatch):
-    from sv2tts import models as models_mod
-
-    root, url = file_server
-    (root / "vocoder.pt").write_bytes(b"v" * 4000)
-    monkeypatch.setitem(models_mod.MODELS, "vocoder", models_mod.ModelFile("vocoder", "vocoder.pt", 5000))
-    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("SV2TTS_MODEL_URL", url)
+    serve_vocoder(file_server, tmp_path, monkeypatch, 4000)
     res = run(["models", "download", "vocoder"])
     assert res.exit_code == 2 and "5000" in res.output.replace(",", "")
     assert not (tmp_path / "cache" / "vocoder.pt").exists()
