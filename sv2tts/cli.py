@@ -106,8 +106,9 @@ def embed(references, output, encoder, device, quiet, verbose):
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@device_option
 @common_options
-def similarity(a, b, encoder, quiet, verbose):
+def similarity(a, b, encoder, device, quiet, verbose):
     """Print the cosine similarity of two voices (audio files or .npy voices).
 
     Same speaker typically scores above ~0.75, different speakers below.
@@ -119,7 +120,7 @@ def similarity(a, b, encoder, quiet, verbose):
     _setup_logging(quiet, verbose)
     from . import pipeline
 
-    pipe = pipeline.Pipeline(encoder=encoder)
+    pipe = pipeline.Pipeline(encoder=encoder, device=device)
     score = float(pipe.embed(a) @ pipe.embed(b))
     click.echo(f"{score:.4f}")
 
