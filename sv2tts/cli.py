@@ -94,6 +94,8 @@ def embed(references, output, encoder, device, quiet, verbose):
       sv2tts clone alice.npy "Hi, I'm Alice." -o hi.wav
     """
     _setup_logging(quiet, verbose)
+    if output.suffix.lower() != ".npy":
+        raise click.UsageError(f"the voice file must end in .npy, got {output.name!r}")
     from . import pipeline
 
     voice = pipeline.Pipeline(encoder=encoder, device=device).embed(list(references))
