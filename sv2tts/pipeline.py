@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import InputError, TextError
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000  # Hz
 GRIFFIN_LIM = "griffinlim"
 _OUTPUT_PAD_SECONDS = 1.0  # RTVC's demo appends 1 s of zeros before its final trim
 
