@@ -23,7 +23,8 @@ What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 Reduced precision (opt-in): "bfloat16" runs the matrix multiplies with bf16 weights and
 inputs (oneDNN, AVX512-BF16), fp32 accumulation, state and gates; "int8" runs the loop's
 multiplies with int8 weights (per output channel) and dynamically quantized activations
-(fbgemm, VNNI) and the chunk precompute in bf16. Both change the numbers slightly (the
+(fbgemm, VNNI) and the chunk precompute in bf16; its loop is compiled with TorchScript
+(``int8_loop.py``: the same ops, no Python work per step). Both change the numbers slightly (the
 distribution, not the procedure); their deviation is measured by tests and the benchmark.
 """
 from __future__ import annotations
@@ -209,6 +210,14 @@ class FastGenerator:
                     k = torch.argmax(noisy, dim=1)
                     labels[start + t] = k
                     x = lut[k]
+            elif self.precision == "int8":  # same steps, compiled: no Python work per step
+                from .int8_loop import compiled_int8_steps
+
+                u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
+                x, h1, h2 = compiled_int8_steps()(
+                    x, h1, h2, pi, p1, q2, q3, q4, u, self.u1, self.w_x, self.b_hh1, self.b_hh2,
+                    self.b_fc3, self.hh1.packed, self.ih2.packed, self.hh2.packed, self.fc1.packed,
+                    self.fc2.packed, self.fc3.packed, lut, labels, start, self.r, n_cls)
             else:
                 # inverse CDF: one uniform per fold and step (F draws instead of F * 512)
                 u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
