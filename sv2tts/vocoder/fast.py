@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import torch
 
+from .int8_loop import compiled_int8_steps
 from .model import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -210,11 +211,10 @@ class FastGenerator:
                     k = torch.argmax(noisy, dim=1)
                     labels[start + t] = k
                     x = lut[k]
-            elif self.precision == "int8":  # same steps, compiled: no Python work per step
-                from .int8_loop import compiled_int8_steps
-
+            elif self.precision == "int8" and (compiled := compiled_int8_steps()) is not None:
+                # the same steps, compiled: no Python work per step
                 u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
-                x, h1, h2 = compiled_int8_steps()(
+                x, h1, h2 = compiled(
                     x, h1, h2, pi, p1, q2, q3, q4, u, self.u1, self.w_x, self.b_hh1, self.b_hh2,
                     self.b_fc3, self.hh1.packed, self.ih2.packed, self.hh2.packed, self.fc1.packed,
                     self.fc2.packed, self.fc3.packed, lut, labels, start, self.r, n_cls)

@@ -5,12 +5,17 @@ weights, so its labels are identical to the eager loop's; compiling the loop rem
 ~0.15 ms of Python overhead per step (about 45% of the int8 step on 2 cores). Compiled on
 first use. No ``from __future__ import annotations`` here: TorchScript reads the annotations.
 """
+import logging
+import warnings
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-Packed = torch.classes.quantized.LinearPackedParamsBase
+try:
+    Packed = torch.classes.quantized.LinearPackedParamsBase
+except (AttributeError, RuntimeError):  # a torch build without quantized ops: no int8 loop
+    Packed = None
 
 
 def _int8_steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: Tensor, q3: Tensor,
@@ -42,5 +47,12 @@ def _int8_steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: T
 
 @lru_cache(maxsize=1)
 def compiled_int8_steps():
-    """The TorchScript-compiled loop (compiled once per process, ~0.1 s)."""
-    return torch.jit.script(_int8_steps)
+    """The TorchScript-compiled loop (compiled once per process, ~0.1 s), or None where
+    TorchScript is unavailable (the caller then runs the same steps eagerly)."""
+    try:
+        with warnings.catch_warnings():  # deprecated in favour of torch.compile, still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(_int8_steps)
+    except Exception as e:  # noqa: BLE001 - any failure means: use the eager loop
+        logging.getLogger(__name__).info("TorchScript int8 loop unavailable (%s); using the eager loop", e)
+        return None
