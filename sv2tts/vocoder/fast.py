@@ -23,9 +23,11 @@ What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 Reduced precision (opt-in): "bfloat16" runs the matrix multiplies with bf16 weights and
 inputs (oneDNN, AVX512-BF16), fp32 accumulation, state and gates; "int8" runs the loop's
 multiplies with int8 weights (per output channel) and dynamically quantized activations
-(fbgemm, VNNI) and the chunk precompute in bf16; its loop is compiled with TorchScript
-(``int8_loop.py``: the same ops, no Python work per step). Both change the numbers slightly (the
+(fbgemm, VNNI) and the chunk precompute in bf16. Both change the numbers slightly (the
 distribution, not the procedure); their deviation is measured by tests and the benchmark.
+
+The float32 (oneDNN) and int8 loops run compiled with TorchScript (``compiled.py``: the same
+ops in the same order, no Python work per step).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from collections.abc import Callable
 
 import torch
 
-from .int8_loop import compiled_int8_steps
+from .compiled import compiled_steps
 from .model import WaveRNN
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,14 @@ class FastGenerator:
         y = torch.relu_(self.fc2(y, q4))
         return self.fc3(y, add3), h1, h2
 
+    def _compiled(self):
+        """The TorchScript chunk loop for this precision's weights, or None (eager loop)."""
+        if self.precision == "int8":
+            return compiled_steps("int8")
+        if self.precision == "float32" and self.hh1.kind == "mkldnn":
+            return compiled_steps("mkldnn")
+        return None
+
     # ------------------------------------------------------------------ loops
     @torch.inference_mode()
     def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator,
@@ -211,7 +221,7 @@ class FastGenerator:
                     k = torch.argmax(noisy, dim=1)
                     labels[start + t] = k
                     x = lut[k]
-            elif self.precision == "int8" and (compiled := compiled_int8_steps()) is not None:
+            elif (compiled := self._compiled()) is not None:
                 # the same steps, compiled: no Python work per step
                 u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
                 x, h1, h2 = compiled(

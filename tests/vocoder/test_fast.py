@@ -100,15 +100,18 @@ def test_reduced_precision_stays_close_to_float32(sharp, feats, fast_runs, preci
     assert np.all(np.abs(rms_r.mean(0) - rms_f.mean(0)) <= 6 * np.sqrt(rms_f.var(0, ddof=1) * 2 / SEEDS) + 1e-4)
 
 
-def test_compiled_int8_loop_equals_the_eager_int8_steps():
-    """The TorchScript int8 loop draws exactly the labels of FastGenerator._step run eagerly."""
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_compiled_loop_equals_the_eager_steps(precision):
+    """The TorchScript loops draw exactly the labels of FastGenerator._step run eagerly."""
     from sv2tts.vocoder.config import VocoderConfig
     from sv2tts.vocoder.fast import CHUNK, FastGenerator
     from sv2tts.vocoder.model import WaveRNN
 
     torch.manual_seed(0)
     model = WaveRNN(VocoderConfig(rnn_dims=64, fc_dims=64, compute_dims=16, res_out_dims=16, res_blocks=1)).eval()
-    gen = FastGenerator(model, "int8")
+    gen = FastGenerator(model, precision)
+    if gen._compiled() is None:
+        pytest.skip(f"no compiled {precision} loop in this torch build")
     folds, steps = 3, CHUNK + 40  # two chunks: the state carries across
     mels = torch.randn(folds, steps, model.cfg.num_mels) * 0.5
     aux = torch.randn(folds, steps, model.cfg.res_out_dims) * 0.5
