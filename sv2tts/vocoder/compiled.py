@@ -3,8 +3,8 @@
 Each loop runs one chunk of ``FastGenerator._step`` + inverse-CDF sampling with the same ops
 in the same order, so it draws the same labels as the eager loop; compiling removes the
 ~0.15 ms of Python overhead per step (about 45% of the int8 step and 20-30% of the float32
-step on 2 cores). Two variants: int8 weights (fbgemm packed params) and float32 weights
-packed for oneDNN. Compiled on first use; None where TorchScript or the ops are missing (the
+step on 2 cores), for int8 weights (fbgemm packed params) or float32 weights packed for
+oneDNN. Compiled on first use; None where TorchScript or the ops are missing (the
 caller then runs the eager loop). No ``from __future__ import annotations`` here: TorchScript
 reads the annotations.
 """
@@ -22,37 +22,39 @@ except (AttributeError, RuntimeError):  # a torch build without quantized ops
     Packed = None
 
 
-def _int8_linear(x: Tensor, w: Packed, add: Tensor) -> Tensor:
-    return torch.ops.quantized.linear_dynamic(x, w, False).add_(add)
-
-
-def _onednn_linear(x: Tensor, w: Tensor, add: Tensor) -> Tensor:
+def _linear(x: Tensor, i: int, dense: List[Tensor], packed: List[Packed], add: Tensor) -> Tensor:
+    """add + x @ W_i.T with weight i: int8 fbgemm params if given, else oneDNN-packed float32."""
+    if len(packed) > 0:
+        return torch.ops.quantized.linear_dynamic(x, packed[i], False).add_(add)
     scalars: List[Optional[Union[int, float, complex]]] = []
     if add.dim() == 1:
-        return torch.ops.mkldnn._linear_pointwise(x, w, add, "none", scalars, "")
-    return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", scalars, "").add_(add)
+        return torch.ops.mkldnn._linear_pointwise(x, dense[i], add, "none", scalars, "")
+    return torch.ops.mkldnn._linear_pointwise(x, dense[i], None, "none", scalars, "").add_(add)
 
 
-def _int8_steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: Tensor, q3: Tensor,
-                q4: Tensor, u: Tensor, u1: Tensor, w_x: Tensor, b_hh1: Tensor, b_hh2: Tensor,
-                b_fc3: Tensor, hh1: Packed, ih2: Packed, hh2: Packed, fc1: Packed, fc2: Packed,
-                fc3: Packed, lut: Tensor, labels: Tensor, start: int, r: int, n_cls: int):
-    """Run the steps of one chunk; writes labels[start + t] and returns the state (x, h1, h2)."""
+def _steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: Tensor, q3: Tensor,
+           q4: Tensor, u: Tensor, u1: Tensor, w_x: Tensor, b_hh1: Tensor, b_hh2: Tensor,
+           b_fc3: Tensor, dense: List[Tensor], packed: List[Packed], lut: Tensor, labels: Tensor,
+           start: int, r: int, n_cls: int):
+    """Run the steps of one chunk; writes labels[start + t] and returns the state (x, h1, h2).
+
+    Weights in order hh1, ih2, hh2, fc1, fc2, fc3: in ``packed`` (int8), else in ``dense``.
+    """
     for t in range(pi.shape[0]):
         gi = torch.addcmul(p1[t], x, u1)
-        gh = _int8_linear(h1, hh1, b_hh1)
+        gh = _linear(h1, 0, dense, packed, b_hh1)
         rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
         n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
         h1 = torch.lerp(n, h1, rz[:, r:])
         x1 = torch.addcmul(pi[t], x, w_x).add_(h1)
-        gi = _int8_linear(x1, ih2, q2[t])
-        gh = _int8_linear(h2, hh2, b_hh2)
+        gi = _linear(x1, 1, dense, packed, q2[t])
+        gh = _linear(h2, 2, dense, packed, b_hh2)
         rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
         n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
         h2 = torch.lerp(n, h2, rz[:, r:])
-        y = torch.relu_(_int8_linear(x1.add_(h2), fc1, q3[t]))
-        y = torch.relu_(_int8_linear(y, fc2, q4[t]))
-        logits = _int8_linear(y, fc3, b_fc3)
+        y = torch.relu_(_linear(x1.add_(h2), 3, dense, packed, q3[t]))
+        y = torch.relu_(_linear(y, 4, dense, packed, q4[t]))
+        logits = _linear(y, 5, dense, packed, b_fc3)
         c = torch.cumsum(torch.softmax(logits, dim=1), dim=1)
         k = torch.searchsorted(c, u[t].mul(c[:, -1:]), right=True).clamp_(max=n_cls - 1)
         labels[start + t] = k[:, 0]
@@ -60,41 +62,13 @@ def _int8_steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: T
     return x, h1, h2
 
 
-def _float32_steps(x: Tensor, h1: Tensor, h2: Tensor, pi: Tensor, p1: Tensor, q2: Tensor, q3: Tensor,
-                   q4: Tensor, u: Tensor, u1: Tensor, w_x: Tensor, b_hh1: Tensor, b_hh2: Tensor,
-                   b_fc3: Tensor, hh1: Tensor, ih2: Tensor, hh2: Tensor, fc1: Tensor, fc2: Tensor,
-                   fc3: Tensor, lut: Tensor, labels: Tensor, start: int, r: int, n_cls: int):
-    """As _int8_steps with float32 weights packed for oneDNN."""
-    for t in range(pi.shape[0]):
-        gi = torch.addcmul(p1[t], x, u1)
-        gh = _onednn_linear(h1, hh1, b_hh1)
-        rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
-        n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
-        h1 = torch.lerp(n, h1, rz[:, r:])
-        x1 = torch.addcmul(pi[t], x, w_x).add_(h1)
-        gi = _onednn_linear(x1, ih2, q2[t])
-        gh = _onednn_linear(h2, hh2, b_hh2)
-        rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
-        n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
-        h2 = torch.lerp(n, h2, rz[:, r:])
-        y = torch.relu_(_onednn_linear(x1.add_(h2), fc1, q3[t]))
-        y = torch.relu_(_onednn_linear(y, fc2, q4[t]))
-        logits = _onednn_linear(y, fc3, b_fc3)
-        c = torch.cumsum(torch.softmax(logits, dim=1), dim=1)
-        k = torch.searchsorted(c, u[t].mul(c[:, -1:]), right=True).clamp_(max=n_cls - 1)
-        labels[start + t] = k[:, 0]
-        x = lut[k[:, 0]]
-    return x, h1, h2
-
-
-@lru_cache(maxsize=2)
-def compiled_steps(kind: str):
-    """The compiled chunk loop for weights of ``kind`` ("int8" or "mkldnn"), or None."""
-    fn = {"int8": _int8_steps, "mkldnn": _float32_steps}[kind]
+@lru_cache(maxsize=1)
+def compiled_steps():
+    """The compiled chunk loop, or None where TorchScript or the ops are missing."""
     try:
         with warnings.catch_warnings():  # deprecated in favour of torch.compile, still supported
             warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
+            return torch.jit.script(_steps)
     except Exception as e:  # noqa: BLE001 - any failure means: use the eager loop
-        logging.getLogger(__name__).info("compiled %s loop unavailable (%s); using the eager loop", kind, e)
+        logging.getLogger(__name__).info("compiled loop unavailable (%s); using the eager loop", e)
         return None

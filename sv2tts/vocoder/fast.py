@@ -183,12 +183,16 @@ class FastGenerator:
         return self.fc3(y, add3), h1, h2
 
     def _compiled(self):
-        """The TorchScript chunk loop for this precision's weights, or None (eager loop)."""
+        """(compiled chunk loop, dense weights, packed int8 weights) for this precision, or None."""
+        layers = (self.hh1, self.ih2, self.hh2, self.fc1, self.fc2, self.fc3)
         if self.precision == "int8":
-            return compiled_steps("int8")
-        if self.precision == "float32" and self.hh1.kind == "mkldnn":
-            return compiled_steps("mkldnn")
-        return None
+            weights = ([], [m.packed for m in layers])
+        elif self.precision == "float32" and self.hh1.kind == "mkldnn":
+            weights = ([m.packed for m in layers], [])
+        else:
+            return None
+        loop = compiled_steps()
+        return None if loop is None else (loop, *weights)
 
     # ------------------------------------------------------------------ loops
     @torch.inference_mode()
@@ -223,11 +227,10 @@ class FastGenerator:
                     x = lut[k]
             elif (compiled := self._compiled()) is not None:
                 # the same steps, compiled: no Python work per step
+                loop, dense, packed = compiled
                 u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
-                x, h1, h2 = compiled(
-                    x, h1, h2, pi, p1, q2, q3, q4, u, self.u1, self.w_x, self.b_hh1, self.b_hh2,
-                    self.b_fc3, self.hh1.packed, self.ih2.packed, self.hh2.packed, self.fc1.packed,
-                    self.fc2.packed, self.fc3.packed, lut, labels, start, self.r, n_cls)
+                x, h1, h2 = loop(x, h1, h2, pi, p1, q2, q3, q4, u, self.u1, self.w_x, self.b_hh1,
+                                 self.b_hh2, self.b_fc3, dense, packed, lut, labels, start, self.r, n_cls)
             else:
                 # inverse CDF: one uniform per fold and step (F draws instead of F * 512)
                 u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
