@@ -173,7 +173,6 @@ def test_long_file_is_decoded_and_resampled_in_bounded_memory(golden_audio, tmp_
 
     import librosa
 
-    from sv2tts.audio import load_audio
     from sv2tts.encoder import Encoder
 
     speech = np.concatenate([sf.read(golden_audio / n, dtype="float32")[0] for n in (CLIP, OTHER)])
