@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import native
 from .compiled import compiled_steps
 from .model import WaveRNN
 
@@ -60,7 +61,8 @@ class _Linear:
     call, VNNI). Elsewhere (CUDA, builds without oneDNN): ``addmm`` / bf16 ``mm``.
     """
 
-    def __init__(self, weight: torch.Tensor, precision: str, device: torch.device) -> None:
+    def __init__(self, weight: torch.Tensor, precision: str, device: torch.device,
+                 bias: torch.Tensor | None = None) -> None:
         self.precision = precision
         w = weight.detach().float().contiguous().to(device)
         self.kind = "addmm"
@@ -72,7 +74,7 @@ class _Linear:
                 warnings.simplefilter("ignore")
                 qw = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long),
                                                 0, torch.qint8)
-                self.packed = torch.ops.quantized.linear_prepack(qw, None)
+                self.packed = torch.ops.quantized.linear_prepack(qw, bias)
             self.kind = "int8"
         elif _mkldnn_ok(device):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -82,8 +84,10 @@ class _Linear:
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
             self.wt = w.t().contiguous().to(dtype)  # (K, N)
 
-    def __call__(self, x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-        """add + x @ W.T as float32; x (F, K) float32, add (N,) or (F, N) float32."""
+    def __call__(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """add + x @ W.T as float32; x (F, K) float32, add (N,) or (F, N) float32.
+
+        add=None only for int8 (a bias given at construction is included)."""
         if self.kind == "mkldnn":
             if self.precision == "float32":
                 if add.dim() == 1:
@@ -92,7 +96,8 @@ class _Linear:
             y = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.packed, None, "none", [], "")
             return y.float().add_(add)
         if self.kind == "int8":
-            return torch.ops.quantized.linear_dynamic(x, self.packed, False).add_(add)
+            y = torch.ops.quantized.linear_dynamic(x, self.packed, False)
+            return y if add is None else y.add_(add)
         if self.precision == "float32":
             return torch.addmm(add, x, self.wt)
         return torch.mm(x.to(torch.bfloat16), self.wt).float().add_(add)
@@ -119,9 +124,11 @@ class FastGenerator:
             self.w_i_rest = w_i[:, 1:].contiguous()  # (r, mels + aux)
             self.b_i = model.I.bias.detach().float().clone()
             w_ih1 = model.rnn1.weight_ih_l0.detach().float()
-            # chunk precompute of W_ih1 (large M): bf16 unless exact float32 is asked for
-            self.w_ih1_t = w_ih1.t().contiguous().to(torch.float32 if precision == "float32" else torch.bfloat16)
             self.b_ih1 = model.rnn1.bias_ih_l0.detach().float().clone()
+            # chunk precompute of W_ih1 (large M) in the loop's precision class: float32, bf16
+            # or int8 (fbgemm, bias included)
+            self.w_ih1_t = w_ih1.t().contiguous().to(torch.bfloat16 if precision == "bfloat16" else torch.float32)
+            self.ih1_int8 = _Linear(w_ih1, "int8", device, bias=self.b_ih1) if precision == "int8" else None
             self.u1 = (w_ih1 @ self.w_x).contiguous()  # W_ih1 w_x, (3r,)
             w_ih2 = model.rnn2.weight_ih_l0.detach().float()
             self.w_ih2_aux = w_ih2[:, r:].contiguous()
@@ -144,24 +151,34 @@ class FastGenerator:
         # label -> fed-back sample, RTVC's float32 formula 2k/(n-1) - 1
         k = torch.arange(cfg.n_classes, dtype=torch.float32)
         self.lut = (2 * k / (cfg.n_classes - 1.0) - 1.0).to(device)
+        # int8 on CPU: the C loop where it builds (native.py), else the TorchScript loop
+        self.native = None
+        if precision == "int8" and (lib := native.load()) is not None:
+            self.native = native.Int8Loop(lib, {
+                "hh1": model.rnn1.weight_hh_l0, "ih2": w_ih2[:, :r], "hh2": model.rnn2.weight_hh_l0,
+                "fc1": model.fc1.weight[:, :r], "fc2": model.fc2.weight[:, :fc], "fc3": model.fc3.weight,
+                "u1": self.u1, "w_x": self.w_x, "b_hh1": self.b_hh1, "b_hh2": self.b_hh2,
+                "b_fc3": self.b_fc3, "lut": self.lut})
 
     # ------------------------------------------------------------------ chunk precompute
     def _precompute(self, mels: torch.Tensor, aux: torch.Tensor, start: int, stop: int):
         """Sample-independent terms for steps [start, stop): time-major (C, F, N) float32."""
-        m = mels[:, start:stop].transpose(0, 1)  # (C, F, mels)
-        au = aux[:, start:stop].transpose(0, 1)  # (C, F, 4a)
-        a = self.a
-        c, f = m.shape[0], m.shape[1]
-        ma = torch.cat([m, au[..., :a]], dim=2).reshape(c * f, -1)
-        pi = torch.addmm(self.b_i, ma, self.w_i_rest.t())  # (C*F, r)
-        if self.w_ih1_t.dtype == torch.float32:
+        c, f = stop - start, mels.shape[0]
+        nm, a = self.nm, self.a
+        # one copy to time-major rows [mel | aux]; every GEMM below reads a view of it
+        rows = torch.cat([mels[:, start:stop].transpose(0, 1), aux[:, start:stop].transpose(0, 1)],
+                         dim=2).view(c * f, -1)
+        pi = torch.addmm(self.b_i, rows[:, :nm + a], self.w_i_rest.t())  # (C*F, r)
+        if self.ih1_int8 is not None:
+            p1 = self.ih1_int8(pi)
+        elif self.w_ih1_t.dtype == torch.float32:
             p1 = torch.addmm(self.b_ih1, pi, self.w_ih1_t)  # (C*F, 3r)
         else:
             p1 = torch.mm(pi.to(self.w_ih1_t.dtype), self.w_ih1_t).float().add_(self.b_ih1)
-        q2 = torch.addmm(self.b_ih2, au[..., a:2 * a].reshape(c * f, a), self.w_ih2_aux.t())
-        q3 = torch.addmm(self.b_fc1, au[..., 2 * a:3 * a].reshape(c * f, a), self.w_fc1_aux.t())
-        q4 = torch.addmm(self.b_fc2, au[..., 3 * a:].reshape(c * f, a), self.w_fc2_aux.t())
-        return [t.reshape(c, f, -1) for t in (pi, p1, q2, q3, q4)]
+        q2 = torch.addmm(self.b_ih2, rows[:, nm + a:nm + 2 * a], self.w_ih2_aux.t())
+        q3 = torch.addmm(self.b_fc1, rows[:, nm + 2 * a:nm + 3 * a], self.w_fc1_aux.t())
+        q4 = torch.addmm(self.b_fc2, rows[:, nm + 3 * a:], self.w_fc2_aux.t())
+        return [t.view(c, f, -1) for t in (pi, p1, q2, q3, q4)]
 
     # ------------------------------------------------------------------ one step
     def _step(self, x, h1, h2, pi, p1, q2, q3, q4, add3):
@@ -225,6 +242,9 @@ class FastGenerator:
                     k = torch.argmax(noisy, dim=1)
                     labels[start + t] = k
                     x = lut[k]
+            elif self.native is not None:
+                u = torch.rand(stop - start, n_folds, 1, device=dev, generator=generator)
+                self.native.run(x, h1, h2, [pi, p1, q2, q3, q4], labels[start:stop], u=u)
             elif (compiled := self._compiled()) is not None:
                 # the same steps, compiled: no Python work per step
                 loop, dense, packed = compiled
@@ -257,6 +277,11 @@ class FastGenerator:
         for start in range(0, seq_len, CHUNK):
             stop = min(seq_len, start + CHUNK)
             pi, p1, q2, q3, q4 = self._precompute(mels, aux, start, stop)
+            if self.native is not None:
+                forced = labels[:, start:stop].t().contiguous()
+                self.native.run(x, h1, h2, [pi, p1, q2, q3, q4], torch.empty_like(forced),
+                                forced=forced, logits=out[start:stop])
+                continue
             for t in range(stop - start):
                 out[start + t], h1, h2 = self._step(x, h1, h2, pi[t], p1[t], q2[t], q3[t], q4[t], self.b_fc3)
                 x = lut[labels[:, start + t]]
