@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy.signal import welch
 
-from sv2tts.vocoder import Vocoder, WaveRNN
+from sv2tts.vocoder import Vocoder, WaveRNN, native
 from sv2tts.vocoder.fast import _mkldnn_ok
 
 PATHS = ("reference", "float32", "bfloat16", "int8")
@@ -81,6 +81,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; nominal step: {macs / 1e6:.2f} M multiply-adds "
           f"= {2 * macs / 1e6:.2f} MFLOP per fold; target 8000, overlap 800")
+    print("int8 loop: " + ("C (int8_loop.c, AVX-512 VNNI)" if native.load() is not None
+                           else "TorchScript (the C loop could not be built; see the INFO log)"))
     rng = np.random.RandomState(0)
     for seconds in args.seconds:
         frames = int(round(seconds * cfg.sample_rate / cfg.hop_length)) + 1

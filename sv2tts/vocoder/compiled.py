@@ -3,8 +3,8 @@
 Each loop runs one chunk of ``FastGenerator._step`` + inverse-CDF sampling with the same ops
 in the same order, so it draws the same labels as the eager loop; compiling removes the
 ~0.15 ms of Python overhead per step (about 45% of the int8 step and 20-30% of the float32
-step on 2 cores), for int8 weights (fbgemm packed params) or float32 weights packed for
-oneDNN. Compiled on first use; None where TorchScript or the ops are missing (the
+step on 2 cores), for int8 weights (fbgemm packed params) or float32 / bfloat16 weights
+packed for oneDNN. Compiled on first use; None where TorchScript or the ops are missing (the
 caller then runs the eager loop). No ``from __future__ import annotations`` here: TorchScript
 reads the annotations.
 """
@@ -23,10 +23,14 @@ except (AttributeError, RuntimeError):  # a torch build without quantized ops
 
 
 def _linear(x: Tensor, i: int, dense: List[Tensor], packed: List[Packed], add: Tensor) -> Tensor:
-    """add + x @ W_i.T with weight i: int8 fbgemm params if given, else oneDNN-packed float32."""
+    """add + x @ W_i.T with weight i: int8 fbgemm params if given, else oneDNN-packed float32
+    or bfloat16 (bf16 inputs, float32 result)."""
     if len(packed) > 0:
         return torch.ops.quantized.linear_dynamic(x, packed[i], False).add_(add)
     scalars: List[Optional[Union[int, float, complex]]] = []
+    if dense[i].dtype == torch.bfloat16:
+        y = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), dense[i], None, "none", scalars, "")
+        return y.float().add_(add)
     if add.dim() == 1:
         return torch.ops.mkldnn._linear_pointwise(x, dense[i], add, "none", scalars, "")
     return torch.ops.mkldnn._linear_pointwise(x, dense[i], None, "none", scalars, "").add_(add)

@@ -22,12 +22,13 @@ What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 
 Reduced precision (opt-in): "bfloat16" runs the matrix multiplies with bf16 weights and
 inputs (oneDNN, AVX512-BF16), fp32 accumulation, state and gates; "int8" runs the loop's
-multiplies with int8 weights (per output channel) and dynamically quantized activations
-(fbgemm, VNNI) and the chunk precompute in bf16. Both change the numbers slightly (the
+multiplies with int8 weights (per output row) and dynamically quantized activations, and the
+chunk's W_ih1 product with fbgemm's dynamic int8 linear. Both change the numbers slightly (the
 distribution, not the procedure); their deviation is measured by tests and the benchmark.
 
-The float32 (oneDNN) and int8 loops run compiled with TorchScript (``compiled.py``: the same
-ops in the same order, no Python work per step).
+The float32 and bfloat16 (oneDNN) loops run compiled with TorchScript (``compiled.py``: the
+same ops in the same order, no Python work per step). The int8 loop runs in C where it can be
+built (``native.py``, ``int8_loop.c``), else compiled with TorchScript (fbgemm).
 """
 from __future__ import annotations
 
@@ -204,7 +205,7 @@ class FastGenerator:
         layers = (self.hh1, self.ih2, self.hh2, self.fc1, self.fc2, self.fc3)
         if self.precision == "int8":
             weights = ([], [m.packed for m in layers])
-        elif self.precision == "float32" and self.hh1.kind == "mkldnn":
+        elif self.hh1.kind == "mkldnn":  # float32 or bfloat16
             weights = ([m.packed for m in layers], [])
         else:
             return None

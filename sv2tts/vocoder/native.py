@@ -83,6 +83,7 @@ def _build() -> Path:
         if res.returncode != 0:
             raise RuntimeError(f"{cc} failed: {(res.stderr or res.stdout).strip()[-500:]}")
         os.replace(tmp, out)  # atomic: concurrent builders never load a half-written file
+        log.info("built the int8 loop: %s", out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -100,7 +100,7 @@ def test_reduced_precision_stays_close_to_float32(sharp, feats, fast_runs, preci
     assert np.all(np.abs(rms_r.mean(0) - rms_f.mean(0)) <= 6 * np.sqrt(rms_f.var(0, ddof=1) * 2 / SEEDS) + 1e-4)
 
 
-@pytest.mark.parametrize("precision", ["int8", "float32"])
+@pytest.mark.parametrize("precision", ["int8", "float32", "bfloat16"])
 def test_compiled_loop_equals_the_eager_steps(precision):
     """The TorchScript loops draw exactly the labels of FastGenerator._step run eagerly."""
     from sv2tts.vocoder.config import VocoderConfig
