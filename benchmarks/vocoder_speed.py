@@ -2,7 +2,7 @@
 
 Full-size WaveRNN with random weights, RTVC's default target 8000 / overlap 800 (every batched
 generation is 9,600 sequential steps), 3 s and 5 s of audio. For each path: best wall time
-over --repeats seeded runs of ``Vocoder.vocode`` (end to end: upsampling, loop, post-processing),
+over --repeats seeded runs (the paths interleaved) of ``Vocoder.vocode`` (end to end: upsampling, loop, post-processing),
 real-time factor (seconds per second of audio), achieved GFLOP/s counted on RTVC's nominal
 per-step work (8.1 MFLOP per fold), and the speed-up over the reference loop. The float32
 bound is a microbenchmark of the step's seven matrix multiplies at the same shapes
@@ -96,14 +96,14 @@ def main() -> None:
         print(f"float32 bound (7 GEMMs/step at M={folds}): {bound_step * 1e3:.3f} ms/step -> "
               f"{bound_step * steps:.2f} s, {2 * macs * folds / bound_step / 1e9:.1f} GFLOP/s "
               f"[{', '.join(f'{k} {v * 1e3:.3f} ms' for k, v in bound_detail.items())}]")
-        results, waves = {}, {}
-        for path in args.paths:
-            times, outs = [], []
-            for seed in range(args.repeats):
+        times = {path: [] for path in args.paths}
+        waves = {path: [] for path in args.paths}
+        for seed in range(args.repeats):  # paths interleaved: a noisy machine slows them alike
+            for path in args.paths:
                 t0 = time.perf_counter()
-                outs.append(voc.vocode(mel, seed=seed, precision=path, progress=False))
-                times.append(time.perf_counter() - t0)
-            results[path], waves[path] = min(times), outs
+                waves[path].append(voc.vocode(mel, seed=seed, precision=path, progress=False))
+                times[path].append(time.perf_counter() - t0)
+        results = {path: min(t) for path, t in times.items()}
         ref = results.get("reference")
         print(f"{'path':<10} {'seconds':>8} {'ms/step':>8} {'RTF':>6} {'GFLOP/s':>8} {'vs ref':>7} {'vs bound':>8} "
               f"{'LSD vs f32 (dB)':>15}")

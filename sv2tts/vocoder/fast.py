@@ -5,8 +5,9 @@ What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 * Everything that does not depend on the fed-back sample is taken out of the loop and done
   for a chunk of steps with large matrix multiplies (efficient at large M): the mel/aux part
   of the input layer ``I``, and (by linearity) the whole input-to-hidden product of GRU 1,
-  ``W_ih1 (I_rest(m, a1) + x * w_x) = [W_ih1 I_rest(m, a1)] + x * (W_ih1 w_x)``; likewise the
-  aux parts of GRU 2 / fc1 / fc2. The loop itself keeps 6 small multiplies per step
+  ``W_ih1 (I_rest(m, a1) + x * w_x) = [W_ih1 I_rest] (m, a1) + x * (W_ih1 w_x)`` with the
+  product ``W_ih1 I_rest`` formed once (a 1536 x 112 matrix); likewise the aux parts of
+  GRU 2 / fc1 / fc2. The loop itself keeps 6 small multiplies per step
   (3 x 512x1536 + 3 x 512x512, 3.1 M of the step's 4.1 M multiply-adds) and no ``torch.cat``.
 * Sampling by inverse CDF with one uniform per fold and step drawn per chunk (F draws per
   step instead of the F x 512 exponentials ``torch.multinomial`` draws): exact categorical
@@ -22,8 +23,8 @@ What makes it fast, each measured (see ``benchmarks/vocoder_speed.py``):
 
 Reduced precision (opt-in): "bfloat16" runs the matrix multiplies with bf16 weights and
 inputs (oneDNN, AVX512-BF16), fp32 accumulation, state and gates; "int8" runs the loop's
-multiplies with int8 weights (per output row) and dynamically quantized activations, and the
-chunk's W_ih1 product with fbgemm's dynamic int8 linear. Both change the numbers slightly (the
+multiplies with int8 weights (per output row) and dynamically quantized activations (the chunk
+precompute stays float32). Both change the numbers slightly (the
 distribution, not the procedure); their deviation is measured by tests and the benchmark.
 
 The float32 and bfloat16 (oneDNN) loops run compiled with TorchScript (``compiled.py``: the
@@ -62,8 +63,7 @@ class _Linear:
     call, VNNI). Elsewhere (CUDA, builds without oneDNN): ``addmm`` / bf16 ``mm``.
     """
 
-    def __init__(self, weight: torch.Tensor, precision: str, device: torch.device,
-                 bias: torch.Tensor | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, precision: str, device: torch.device) -> None:
         self.precision = precision
         w = weight.detach().float().contiguous().to(device)
         self.kind = "addmm"
@@ -75,7 +75,7 @@ class _Linear:
                 warnings.simplefilter("ignore")
                 qw = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long),
                                                 0, torch.qint8)
-                self.packed = torch.ops.quantized.linear_prepack(qw, bias)
+                self.packed = torch.ops.quantized.linear_prepack(qw, None)
             self.kind = "int8"
         elif _mkldnn_ok(device):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -85,10 +85,8 @@ class _Linear:
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
             self.wt = w.t().contiguous().to(dtype)  # (K, N)
 
-    def __call__(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-        """add + x @ W.T as float32; x (F, K) float32, add (N,) or (F, N) float32.
-
-        add=None only for int8 (a bias given at construction is included)."""
+    def __call__(self, x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+        """add + x @ W.T as float32; x (F, K) float32, add (N,) or (F, N) float32."""
         if self.kind == "mkldnn":
             if self.precision == "float32":
                 if add.dim() == 1:
@@ -97,8 +95,7 @@ class _Linear:
             y = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.packed, None, "none", [], "")
             return y.float().add_(add)
         if self.kind == "int8":
-            y = torch.ops.quantized.linear_dynamic(x, self.packed, False)
-            return y if add is None else y.add_(add)
+            return torch.ops.quantized.linear_dynamic(x, self.packed, False).add_(add)
         if self.precision == "float32":
             return torch.addmm(add, x, self.wt)
         return torch.mm(x.to(torch.bfloat16), self.wt).float().add_(add)
@@ -125,11 +122,12 @@ class FastGenerator:
             self.w_i_rest = w_i[:, 1:].contiguous()  # (r, mels + aux)
             self.b_i = model.I.bias.detach().float().clone()
             w_ih1 = model.rnn1.weight_ih_l0.detach().float()
-            self.b_ih1 = model.rnn1.bias_ih_l0.detach().float().clone()
-            # chunk precompute of W_ih1 (large M) in the loop's precision class: float32, bf16
-            # or int8 (fbgemm, bias included)
-            self.w_ih1_t = w_ih1.t().contiguous().to(torch.bfloat16 if precision == "bfloat16" else torch.float32)
-            self.ih1_int8 = _Linear(w_ih1, "int8", device, bias=self.b_ih1) if precision == "int8" else None
+            # GRU 1's input product straight from the mel/aux rows (no nonlinearity between I and
+            # GRU 1): W_ih1 (W_I m + b_I) + b_ih1 = (W_ih1 W_I) m + (W_ih1 b_I + b_ih1), K = 112
+            # instead of 512; products formed in float64
+            w64 = w_ih1.double()
+            self.w_p1 = (w64 @ self.w_i_rest.double()).float()  # (3r, mels + aux)
+            self.b_p1 = (w64 @ self.b_i.double() + model.rnn1.bias_ih_l0.double()).float()
             self.u1 = (w_ih1 @ self.w_x).contiguous()  # W_ih1 w_x, (3r,)
             w_ih2 = model.rnn2.weight_ih_l0.detach().float()
             self.w_ih2_aux = w_ih2[:, r:].contiguous()
@@ -170,12 +168,7 @@ class FastGenerator:
         rows = torch.cat([mels[:, start:stop].transpose(0, 1), aux[:, start:stop].transpose(0, 1)],
                          dim=2).view(c * f, -1)
         pi = torch.addmm(self.b_i, rows[:, :nm + a], self.w_i_rest.t())  # (C*F, r)
-        if self.ih1_int8 is not None:
-            p1 = self.ih1_int8(pi)
-        elif self.w_ih1_t.dtype == torch.float32:
-            p1 = torch.addmm(self.b_ih1, pi, self.w_ih1_t)  # (C*F, 3r)
-        else:
-            p1 = torch.mm(pi.to(self.w_ih1_t.dtype), self.w_ih1_t).float().add_(self.b_ih1)
+        p1 = torch.addmm(self.b_p1, rows[:, :nm + a], self.w_p1.t())  # (C*F, 3r)
         q2 = torch.addmm(self.b_ih2, rows[:, nm + a:nm + 2 * a], self.w_ih2_aux.t())
         q3 = torch.addmm(self.b_fc1, rows[:, nm + 2 * a:nm + 3 * a], self.w_fc1_aux.t())
         q4 = torch.addmm(self.b_fc2, rows[:, nm + 3 * a:], self.w_fc2_aux.t())
