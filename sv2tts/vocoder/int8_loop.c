@@ -7,8 +7,8 @@
  * the sample-independent terms pi, p1, q2, q3, q4 come precomputed (float32, time-major
  * (steps, folds, n)); each step runs GRU 1 (hidden part), GRU 2, fc1-fc3 and inverse-CDF
  * sampling for every fold. Matrix-vector products use int8 weights (per output row scale)
- * and int8 activations (per fold row scale, symmetric), int32 accumulation, float32 everything
- * else. Weights come packed by native.py as uint8 (w + 128) in [N/16][K/4][16][4] blocks, so
+ * and int8 activations (per fold row, asymmetric: v ~ s (q + c)), int32 accumulation, float32
+ * everything else. Weights come packed by native.py as uint8 (w + 128) in [N/16][K/4][16][4] blocks, so
  * one 64-byte load holds 16 rows x 4 columns and vpdpbusd multiplies it with 4 broadcast
  * activation bytes; the +128 offset is removed with the activation row sums.
  *
@@ -20,8 +20,6 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,25 +58,6 @@ typedef struct {
     int64_t *labels;           /* (steps, F) out */
     float *logits;             /* (steps, F, n_cls) out, or NULL */
 } Job;
-
-/* ------------------------------------------------------------------ barrier */
-/* A sense-reversing spin barrier: ~3x cheaper than "omp barrier" at 6 barriers per step. */
-typedef struct {
-    atomic_int count, sense;
-} Barrier;
-
-static void barrier_wait(Barrier *b, int n, int *local) {
-    int s = !*local;
-    *local = s;
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == n - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->sense, s, memory_order_release);
-    } else {
-        for (int spins = 0; atomic_load_explicit(&b->sense, memory_order_acquire) != s; spins++) {
-            if (spins < 20000) _mm_pause(); else sched_yield();
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ math */
 static inline float fexp(float x) {
@@ -214,7 +193,6 @@ typedef struct {
     float *h1next, *gh2, *y1, *y2, *logits;  /* shared scratch */
     char *scratch;                           /* per-thread scratch, per_thread bytes each */
     size_t per_thread;
-    Barrier *bar;
 } Shared;
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -231,7 +209,6 @@ static void run(const Shared *sh, int tid, int T) {
     const int F = jb->n_folds, r = m->r, fc = m->fc, nc = m->n_cls;
     const int rp = m->rp, fcp = m->fcp, ncp = m->ncp;
     int kmax = rp > fcp ? rp : fcp;
-    int sense = 0;
     char *mine = sh->scratch + tid * sh->per_thread;
     int8_t *q = (int8_t *)mine;
     float *x1 = (float *)(mine += up64((size_t)F * kmax)), *v = (float *)(mine += up64(4 * (size_t)F * rp));
@@ -279,7 +256,7 @@ static void run(const Shared *sh, int tid, int T) {
                         sh->gh2[(size_t)f * 3 * r + j] = tmp[48 * f + 16 * g + l] + m->b_hh2[j];
                     }
         }
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         /* phase 2: x1 = I(...) + h1' (every thread, whole); GRU 2 for my hidden units */
         for (int f = 0; f < F; f++)
             for (int j = 0; j < r; j++)
@@ -300,7 +277,7 @@ static void run(const Shared *sh, int tid, int T) {
                 }
             }
         }
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         /* phase 3: fc1(x1 + h2') for my rows */
         for (int f = 0; f < F; f++)
             for (int j = 0; j < r; j++) v[(size_t)f * rp + j] = x1[(size_t)f * rp + j] + h2[(size_t)f * r + j];
@@ -309,20 +286,20 @@ static void run(const Shared *sh, int tid, int T) {
         for (int f = 0; f < F; f++)
             for (int j = 16 * c0; j < 16 * c1 && j < fc; j++)
                 sh->y1[(size_t)f * fcp + j] = fmaxf(sh->y1[(size_t)f * fcp + j] + q3[(size_t)f * fc + j], 0.0f);
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         /* phase 4: fc2 for my rows */
         quantize(sh->y1, fcp, fc, fcp, F, &act);
         matvec_rows(&m->fc2, c0, c1, F, &act, sh->y2, fcp);
         for (int f = 0; f < F; f++)
             for (int j = 16 * c0; j < 16 * c1 && j < fc; j++)
                 sh->y2[(size_t)f * fcp + j] = fmaxf(sh->y2[(size_t)f * fcp + j] + q4[(size_t)f * fc + j], 0.0f);
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         /* phase 5: fc3 (logits) for my rows */
         quantize(sh->y2, fcp, fc, fcp, F, &act);
         matvec_rows(&m->fc3, o0, o1, F, &act, sh->logits, ncp);
         for (int f = 0; f < F; f++)
             for (int j = 16 * o0; j < 16 * o1 && j < nc; j++) sh->logits[(size_t)f * ncp + j] += m->b_fc3[j];
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         /* phase 6: sample my folds (inverse CDF), or feed back the forced labels */
         for (int f = f0; f < f1; f++) {
             float *lg = sh->logits + (size_t)f * ncp;
@@ -343,7 +320,7 @@ static void run(const Shared *sh, int tid, int T) {
             jb->labels[(size_t)t * F + f] = k;
             x[f] = m->lut[k];
         }
-        barrier_wait(sh->bar, T, &sense);
+        #pragma omp barrier
         float *swap = h1; h1 = h1n; h1n = swap;
     }
     if (tid == 0 && h1 != jb->h1) memcpy(jb->h1, h1, sizeof(float) * F * r);
@@ -354,11 +331,10 @@ int sv2tts_wavernn_int8(const Job *job) {
     const Net *m = job->net;
     const size_t F = job->n_folds, kmax = m->rp > m->fcp ? m->rp : m->fcp;
     const int T = job->n_threads < 1 ? 1 : job->n_threads;
-    Barrier bar = {0, 0};
     Shared sh = {job, malloc(sizeof(float) * F * m->r), malloc(sizeof(float) * F * 3 * m->r),
                  malloc(sizeof(float) * F * m->fcp), malloc(sizeof(float) * F * m->fcp),
                  malloc(sizeof(float) * F * m->ncp), NULL,
-                 up64(F * kmax) + 2 * up64(4 * F * m->rp) + up64(4 * F * 48) + 3 * up64(4 * F), &bar};
+                 up64(F * kmax) + 2 * up64(4 * F * m->rp) + up64(4 * F * 48) + 3 * up64(4 * F)};
     sh.scratch = aligned_alloc(64, T * sh.per_thread);
     int rc = (!sh.h1next || !sh.gh2 || !sh.y1 || !sh.y2 || !sh.logits || !sh.scratch) ? -1 : 0;
     if (rc == 0) {
