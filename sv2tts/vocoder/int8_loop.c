@@ -187,6 +187,21 @@ static void matvec_gates(const QMat *g, int b, int folds, const QAct *a, float *
         matvec(3, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * 48, 48);
 }
 
+/* A dense layer's rows [16 b0, 16 b1) for all folds: out (F, ldo) = W in + add, ReLU if relu.
+ * in: (F, ldin) with n_in values per row (quantized to kp columns); add: (F, ld_add), ld_add = 0
+ * for a bias shared by the folds. */
+static void dense(const QMat *w, const float *in, int ldin, int n_in, int kp, int b0, int b1, int folds,
+                  QAct *a, const float *add, int ld_add, int relu, int n_out, float *out, int ldo) {
+    quantize(in, ldin, n_in, kp, folds, a);
+    matvec_rows(w, b0, b1, folds, a, out, ldo);
+    int j1 = 16 * b1 < n_out ? 16 * b1 : n_out;
+    for (int f = 0; f < folds; f++) {
+        float *o = out + (size_t)f * ldo;
+        const float *ad = add + (size_t)f * ld_add;
+        for (int j = 16 * b0; j < j1; j++) o[j] = relu ? fmaxf(o[j] + ad[j], 0.0f) : o[j] + ad[j];
+    }
+}
+
 /* ------------------------------------------------------------------ the loop */
 typedef struct {
     const Job *job;
@@ -281,24 +296,13 @@ static void run(const Shared *sh, int tid, int T) {
         /* phase 3: fc1(x1 + h2') for my rows */
         for (int f = 0; f < F; f++)
             for (int j = 0; j < r; j++) v[(size_t)f * rp + j] = x1[(size_t)f * rp + j] + h2[(size_t)f * r + j];
-        quantize(v, rp, r, rp, F, &act);
-        matvec_rows(&m->fc1, c0, c1, F, &act, sh->y1, fcp);
-        for (int f = 0; f < F; f++)
-            for (int j = 16 * c0; j < 16 * c1 && j < fc; j++)
-                sh->y1[(size_t)f * fcp + j] = fmaxf(sh->y1[(size_t)f * fcp + j] + q3[(size_t)f * fc + j], 0.0f);
+        dense(&m->fc1, v, rp, r, rp, c0, c1, F, &act, q3, fc, 1, fc, sh->y1, fcp);
         #pragma omp barrier
         /* phase 4: fc2 for my rows */
-        quantize(sh->y1, fcp, fc, fcp, F, &act);
-        matvec_rows(&m->fc2, c0, c1, F, &act, sh->y2, fcp);
-        for (int f = 0; f < F; f++)
-            for (int j = 16 * c0; j < 16 * c1 && j < fc; j++)
-                sh->y2[(size_t)f * fcp + j] = fmaxf(sh->y2[(size_t)f * fcp + j] + q4[(size_t)f * fc + j], 0.0f);
+        dense(&m->fc2, sh->y1, fcp, fc, fcp, c0, c1, F, &act, q4, fc, 1, fc, sh->y2, fcp);
         #pragma omp barrier
         /* phase 5: fc3 (logits) for my rows */
-        quantize(sh->y2, fcp, fc, fcp, F, &act);
-        matvec_rows(&m->fc3, o0, o1, F, &act, sh->logits, ncp);
-        for (int f = 0; f < F; f++)
-            for (int j = 16 * o0; j < 16 * o1 && j < nc; j++) sh->logits[(size_t)f * ncp + j] += m->b_fc3[j];
+        dense(&m->fc3, sh->y2, fcp, fc, fcp, o0, o1, F, &act, m->b_fc3, 0, 0, nc, sh->logits, ncp);
         #pragma omp barrier
         /* phase 6: sample my folds (inverse CDF), or feed back the forced labels */
         for (int f = f0; f < f1; f++) {

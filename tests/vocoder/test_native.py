@@ -65,7 +65,7 @@ def test_teacher_forced_logits_match_float32(gen, model, feats):
     approx = gen.replay(mels, aux, labels)
     assert approx.shape == exact.shape == (STEPS, FOLDS, CFG.n_classes)
     err = (approx - exact).abs()
-    # measured: max 3.6% / rms 0.6% of the logits' spread (TorchScript int8 loop: 3.6% / 0.7%)
+    # measured: max 3.5% / rms 0.6% of the logits' spread (TorchScript int8 loop: 4.1% / 0.65%)
     assert float(err.max()) < 0.06 * float(exact.std())
     assert float(err.pow(2).mean().sqrt()) < 0.012 * float(exact.std())
 
