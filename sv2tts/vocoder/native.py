@@ -170,7 +170,6 @@ class Int8Loop:
                         qmat(weights["fc1"]), qmat(weights["fc2"]), qmat(weights["fc3"]),
                         vec("u1"), vec("w_x"), vec("b_hh1"), vec("b_hh2"), vec("b_fc3"), vec("lut"))
         self._keep = keep
-        self.n_classes = n
 
     def run(self, x: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor, pre: list[torch.Tensor],
             labels: torch.Tensor, u: torch.Tensor | None = None, forced: torch.Tensor | None = None,
