@@ -1,13 +1,13 @@
-"""Vocoder generation speed: reference loop vs fast loops, against a float32 matmul bound.
+"""Vocoder generation speed: RTVC's reference loop vs the engines of each precision.
 
 Full-size WaveRNN with random weights, RTVC's default target 8000 / overlap 800 (every batched
-generation is 9,600 sequential steps), 3 s and 5 s of audio. For each path: best wall time
-over --repeats seeded runs (the paths interleaved) of ``Vocoder.vocode`` (end to end: upsampling, loop, post-processing),
-real-time factor (seconds per second of audio), achieved GFLOP/s counted on RTVC's nominal
-per-step work (8.1 MFLOP per fold), and the speed-up over the reference loop. The float32
-bound is a microbenchmark of the step's seven matrix multiplies at the same shapes
-(M = folds), best of MKL ``addmm`` and oneDNN with packed weights. Reduced-precision paths also
-report their log-spectral distance to the float32 path (same seeds) over the repeats.
+generation is 9,600 sequential steps), 3 s and 5 s of audio. For each path: the engine that
+runs it, best wall time over --repeats seeded runs (the paths interleaved) of
+``Vocoder.vocode`` (end to end: upsampling, loop, post-processing), real-time factor (seconds
+per second of audio), achieved GFLOP/s counted on RTVC's nominal per-step work (8.1 MFLOP per
+fold), and the speed-up over the reference loop. The float32 bound is a microbenchmark of the
+step's matrix multiplies at the same shapes (M = folds) with torch's ``addmm``. Reduced-precision
+paths also report their log-spectral distance to the float32 path (same seeds).
 
     .venv/bin/python benchmarks/vocoder_speed.py [--repeats 2] [--threads N] [--seconds 3 5]
 """
@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from scipy.signal import welch
 
-from sv2tts.vocoder import Vocoder, WaveRNN, native
-from sv2tts.vocoder.fast import _mkldnn_ok
+from sv2tts.vocoder import Vocoder, WaveRNN
 
 PATHS = ("reference", "float32", "bfloat16", "int8")
 
@@ -34,7 +33,7 @@ def step_macs(cfg) -> int:
 
 
 def matmul_bound(cfg, folds: int, n_iter: int = 300) -> float:
-    """Seconds per step for the step's 7 float32 GEMMs at M = folds (best backend, best of 5)."""
+    """Seconds per step for the step's float32 GEMMs at M = folds (addmm, best of 5)."""
     r, fc, a, n = cfg.rnn_dims, cfg.fc_dims, cfg.aux_dims, cfg.n_classes
     shapes = [(r, 1 + cfg.num_mels + a), (3 * r, r), (3 * r, r), (3 * r, r + a), (3 * r, r),
               (fc, r + a), (fc, fc + a), (n, fc)]  # (N, K); I, GRU1 ih/hh, GRU2 ih/hh, fc1-3
@@ -42,10 +41,6 @@ def matmul_bound(cfg, folds: int, n_iter: int = 300) -> float:
     bs = [torch.zeros(s[0]) for s in shapes]
     xs = [torch.randn(folds, s[1]) for s in shapes]
     runs = {"addmm": [(lambda x=x, w=w.t().contiguous(), b=b: torch.addmm(b, x, w)) for x, w, b in zip(xs, ws, bs)]}
-    if _mkldnn_ok(torch.device("cpu")):
-        packed = [torch.ops.mkldnn._reorder_linear_weight(w, 16) for w in ws]
-        runs["onednn"] = [(lambda x=x, p=p, b=b: torch.ops.mkldnn._linear_pointwise(x, p, b, "none", [], ""))
-                          for x, p, b in zip(xs, packed, bs)]
     best = {}
     for name, fns in runs.items():
         t_best = float("inf")
@@ -81,8 +76,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; nominal step: {macs / 1e6:.2f} M multiply-adds "
           f"= {2 * macs / 1e6:.2f} MFLOP per fold; target 8000, overlap 800")
-    print("int8 loop: " + ("C (int8_loop.c, AVX-512 VNNI)" if native.load() is not None
-                           else "TorchScript (the C loop could not be built; see the INFO log)"))
+    print("engines: " + ", ".join(f"{p} {voc.engine(p).name}" for p in args.paths))
     rng = np.random.RandomState(0)
     for seconds in args.seconds:
         frames = int(round(seconds * cfg.sample_rate / cfg.hop_length)) + 1

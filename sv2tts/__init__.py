@@ -11,38 +11,60 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # the pipeline: clone / stream = embed + synthesize + vocode
     "embed": "sv2tts.pipeline",
     "synthesize": "sv2tts.pipeline",
     "vocode": "sv2tts.pipeline",
     "clone": "sv2tts.pipeline",
+    "stream": "sv2tts.pipeline",
     "Pipeline": "sv2tts.pipeline",
+    # the stages
     "Encoder": "sv2tts.encoder",
     "Synthesizer": "sv2tts.synthesizer",
     "Vocoder": "sv2tts.vocoder",
-    "griffin_lim": "sv2tts.synthesizer.audio",
-    "load_audio": "sv2tts.audio",
-    "to_wav_bytes": "sv2tts.audio",
-    "to_base64": "sv2tts.audio",
-    "Sv2ttsError": "sv2tts.errors",
-    "AudioError": "sv2tts.errors",
-    "CheckpointError": "sv2tts.errors",
-    "TextError": "sv2tts.errors",
-    "InputError": "sv2tts.errors",
-    "ModelNotFoundError": "sv2tts.errors",
-    "DownloadError": "sv2tts.errors",
+    "GriffinLim": "sv2tts.vocoder",
+    "griffin_lim": "sv2tts.core.spectrogram",
+    # voices, audio files
+    "load_voice": "sv2tts.voices",
+    "save_voice": "sv2tts.voices",
+    "SAMPLE_RATE": "sv2tts.core.dsp",
+    "load_audio": "sv2tts.core.audio",
+    "write_audio": "sv2tts.core.audio",
+    "check_output_path": "sv2tts.core.audio",
+    "to_wav_bytes": "sv2tts.core.audio",
+    "to_base64": "sv2tts.core.audio",
+    # batches and the model cache
+    "directory_items": "sv2tts.batch",
+    "read_manifest": "sv2tts.batch",
+    "run_batch": "sv2tts.batch",
+    "download_model": "sv2tts.models",
+    "list_models": "sv2tts.models",
+    "model_cache_dir": "sv2tts.models",
+    # errors
+    "Sv2ttsError": "sv2tts.core.errors",
+    "AudioError": "sv2tts.core.errors",
+    "CheckpointError": "sv2tts.core.errors",
+    "TextError": "sv2tts.core.errors",
+    "InputError": "sv2tts.core.errors",
+    "ModelNotFoundError": "sv2tts.core.errors",
+    "DownloadError": "sv2tts.core.errors",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .audio import load_audio, to_base64, to_wav_bytes
+    from .batch import directory_items, read_manifest, run_batch
+    from .core.audio import check_output_path, load_audio, to_base64, to_wav_bytes, write_audio
+    from .core.dsp import SAMPLE_RATE
+    from .core.errors import (AudioError, CheckpointError, DownloadError, InputError,
+                              ModelNotFoundError, Sv2ttsError, TextError)
+    from .core.spectrogram import griffin_lim
     from .encoder import Encoder
-    from .errors import (AudioError, CheckpointError, DownloadError, InputError,
-                         ModelNotFoundError, Sv2ttsError, TextError)
-    from .pipeline import Pipeline, clone, embed, synthesize, vocode
+    from .models import download_model, list_models, model_cache_dir
+    from .pipeline import Pipeline, clone, embed, stream, synthesize, vocode
     from .synthesizer import Synthesizer
-    from .synthesizer.audio import griffin_lim
-    from .vocoder import Vocoder
+    from .vocoder import GriffinLim, Vocoder
+    from .voices import load_voice, save_voice
 
 
 def __getattr__(name: str):

@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import SAMPLE_RATE, check_output_path, write_audio
-from .errors import InputError, Sv2ttsError
+from .core.audio import check_output_path, write_audio
+from .core.dsp import SAMPLE_RATE
+from .core.errors import InputError, Sv2ttsError
+from .core.runtime import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +76,19 @@ def read_manifest(path: Path) -> list[Item]:
     return items
 
 
-def run(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | None = None,
+def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | None = None,
         precision: str = "float32", progress: bool | None = None, on_failure=None) -> dict:
     """Clone every item; a failing item is recorded and the batch goes on.
 
     Outputs that already exist are skipped unless ``overwrite`` (every output is written
     atomically, so an existing file is complete). Returns a JSON-able report.
     """
-    from tqdm import tqdm
-
     start = time.perf_counter()
     results = []
-    bar = tqdm(items, desc="cloning", unit="item", disable=_progress_off(progress))
-    for item in bar:
+    bar = progress_bar(progress, len(items), "cloning", unit="item")
+    for item in items:
+        if bar is not None:
+            bar.update(1)
         entry = {"reference": str(item.reference), "output": str(item.output)}
         if item.output.exists() and not overwrite:
             results.append({**entry, "status": "skipped"})
@@ -101,11 +103,7 @@ def run(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | Non
             results.append({**entry, "status": "failed", "error": str(e)})
             if on_failure is not None:
                 on_failure(item, str(e))
+    if bar is not None:
+        bar.close()
     counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed")}
     return {"counts": counts, "seconds": round(time.perf_counter() - start, 3), "items": results}
-
-
-def _progress_off(progress: bool | None) -> bool:
-    import sys
-
-    return not progress if progress is not None else not sys.stderr.isatty()

@@ -18,7 +18,7 @@ class _Group(click.Group):
     """Turns library errors into one-line messages with exit code 2 (no traceback)."""
 
     def invoke(self, ctx: click.Context):
-        from .errors import Sv2ttsError  # light: no torch
+        from sv2tts import Sv2ttsError  # light: no torch
 
         try:
             return super().invoke(ctx)
@@ -96,10 +96,10 @@ def embed(references, output, encoder, device, quiet, verbose):
     _setup_logging(quiet, verbose)
     if output.suffix.lower() != ".npy":
         raise click.UsageError(f"the voice file must end in .npy, got {output.name!r}")
-    from . import pipeline
+    import sv2tts
 
-    voice = pipeline.Pipeline(encoder=encoder, device=device).embed(list(references))
-    pipeline.save_voice(output, voice)
+    voice = sv2tts.Pipeline(encoder=encoder, device=device).embed(list(references))
+    sv2tts.save_voice(output, voice)
     if not quiet:
         click.echo(f"Saved voice of {len(references)} clip(s) to {output}", err=True)
 
@@ -120,9 +120,9 @@ def similarity(a, b, encoder, device, quiet, verbose):
       sv2tts similarity alice.wav unknown.wav
     """
     _setup_logging(quiet, verbose)
-    from . import pipeline
+    import sv2tts
 
-    pipe = pipeline.Pipeline(encoder=encoder, device=device)
+    pipe = sv2tts.Pipeline(encoder=encoder, device=device)
     score = float(pipe.embed(a) @ pipe.embed(b))
     click.echo(f"{score:.4f}")
 
@@ -154,22 +154,22 @@ def clone(reference, text, output, text_file, as_base64, max_frames, seed, preci
     text = _read_text(text, text_file)
     if output is None and not as_base64:
         raise click.UsageError("give -o/--output FILE or --base64")
-    from . import audio, pipeline
+    import sv2tts
 
     if output is not None:
-        audio.check_output_path(output)
-    pipe = pipeline.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+        sv2tts.check_output_path(output)
+    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
     wav = pipe.clone(reference, text, seed=seed, precision=precision, max_frames=max_frames)
     if output is not None:
-        audio.write_audio(output, wav)
+        sv2tts.write_audio(output, wav)
         if not quiet:
-            click.echo(f"Wrote {len(wav) / audio.SAMPLE_RATE:.2f} s to {output}", err=True)
+            click.echo(f"Wrote {len(wav) / sv2tts.SAMPLE_RATE:.2f} s to {output}", err=True)
     if as_base64:
-        click.echo(audio.to_base64(wav))
+        click.echo(sv2tts.to_base64(wav))
 
 
 def _read_text(text: str | None, text_file) -> str:
-    from .errors import TextError
+    from sv2tts import TextError
 
     if text_file is not None and text is not None:
         raise click.UsageError("give TEXT or --text-file, not both")
@@ -209,19 +209,18 @@ def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder
       sv2tts batch jobs.csv --json
     """
     _setup_logging(quiet, verbose)
-    from . import batch as batch_mod
-    from . import pipeline
+    import sv2tts
 
     if source.is_dir():
         if text is None or output_dir is None:
             raise click.UsageError("a directory SOURCE needs --text and -o/--output-dir")
-        items = batch_mod.directory_items(source, text, output_dir)
+        items = sv2tts.directory_items(source, text, output_dir)
     else:
         if text is not None or output_dir is not None:
             raise click.UsageError("--text and -o are for a directory SOURCE; a manifest has its own")
-        items = batch_mod.read_manifest(source)
-    pipe = pipeline.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
-    report = batch_mod.run(pipe, items, overwrite=overwrite, seed=seed, precision=precision,
+        items = sv2tts.read_manifest(source)
+    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+    report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision,
                            progress=None if not quiet else False,
                            on_failure=lambda item, msg: click.echo(f"failed: {item.reference}: {msg}", err=True))
     if as_json:
@@ -258,10 +257,10 @@ def models_download(names, quiet, verbose):
       SV2TTS_HOME=/srv/models sv2tts models download vocoder
     """
     _setup_logging(quiet, verbose)
-    from . import models as models_mod
+    import sv2tts
 
     for name in names or ("synthesizer", "vocoder"):
-        path = models_mod.download(name, progress=None if not quiet else False, retries=3)
+        path = sv2tts.download_model(name, progress=None if not quiet else False, retries=3)
         if not quiet:
             click.echo(f"{name}: {path}", err=True)
 
@@ -276,10 +275,10 @@ def models_list(quiet, verbose):
       sv2tts models list
     """
     _setup_logging(quiet, verbose)
-    from . import models as models_mod
+    import sv2tts
 
-    click.echo(f"cache: {models_mod.cache_dir()}")
-    for s in models_mod.list_models():
+    click.echo(f"cache: {sv2tts.model_cache_dir()}")
+    for s in sv2tts.list_models():
         size = f"{s.size:,} B" if s.size is not None else "-"
         detail = s.detail
         if s.name == "encoder" and not s.present:

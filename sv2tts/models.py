@@ -1,9 +1,9 @@
 """Model management: where RTVC's published checkpoints live, downloading them, listing them.
 
 The three default checkpoints (checkpoints.md) are fetched from ``DEFAULT_BASE_URL``
-(``$SV2TTS_MODEL_URL`` points at a mirror) into the cache folder (``cache_dir()``).
+(``$SV2TTS_MODEL_URL`` points at a mirror) into the cache folder (``model_cache_dir()``).
 
-Download procedure (:func:`download`):
+Download procedure (:func:`download_model`):
 
 - bytes go to ``<file>.part`` next to the final file; an existing ``.part`` is resumed with
   ``Range: bytes=N-``. A server that ignores Range (answers 200) restarts the file from zero;
@@ -50,7 +50,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DownloadError, ModelNotFoundError
+from .core.errors import DownloadError, ModelNotFoundError
+from .core.runtime import show_progress
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def get_model(name: str) -> ModelFile:
         ) from None
 
 
-def cache_dir() -> Path:
+def model_cache_dir() -> Path:
     """Cache folder: ``$SV2TTS_HOME``, else ``$XDG_CACHE_HOME/sv2tts``, else ``~/.cache/sv2tts``
     (``%LOCALAPPDATA%/sv2tts`` on Windows). Not created here."""
     home = os.environ.get("SV2TTS_HOME")
@@ -132,7 +133,7 @@ def cache_dir() -> Path:
 
 def model_path(name: str) -> Path:
     """Where the checkpoint of ``name`` lives in the cache, e.g. ``~/.cache/sv2tts/synthesizer.pt``."""
-    return cache_dir() / get_model(name).filename
+    return model_cache_dir() / get_model(name).filename
 
 
 def _raw_base_url() -> str:
@@ -173,7 +174,7 @@ def _lock_path(path: Path) -> Path:
 # --------------------------------------------------------------------------- public API
 
 
-def download(
+def download_model(
     name: str,
     *,
     progress: bool | None = None,
@@ -190,7 +191,7 @@ def download(
     Raises DownloadError (one line: file, URL, expected vs got) on any failure.
     """
     model = get_model(name)
-    path = cache_dir() / model.filename
+    path = model_cache_dir() / model.filename
     if not force and _size_ok(path, model):
         return path
     url = model_url(name)
@@ -201,7 +202,7 @@ def download(
     with _locked(path):
         if not force and _size_ok(path, model):  # another thread/process finished it meanwhile
             return path
-        show = sys.stderr.isatty() if progress is None else bool(progress)
+        show = show_progress(progress)
         for attempt in range(max(0, int(retries)) + 1):
             try:
                 _fetch(model, url, path, show=show, timeout=timeout)
@@ -250,13 +251,13 @@ def ensure_models(
     causes: list[str] = []
     unreachable = False
     for model in models:
-        path = cache_dir() / model.filename
+        path = model_cache_dir() / model.filename
         if _size_ok(path, model):
             paths[model.name] = path
             continue
         if download_missing and not unreachable:  # one unreachable server is enough to know
             try:
-                paths[model.name] = download(model.name, progress=progress, timeout=timeout)
+                paths[model.name] = download_model(model.name, progress=progress, timeout=timeout)
                 continue
             except DownloadError as e:
                 causes.append(str(e))
@@ -276,7 +277,7 @@ def list_models(*, rehash: bool = False) -> list[ModelStatus]:
     """
     out = []
     for model in MODELS.values():
-        path = cache_dir() / model.filename
+        path = model_cache_dir() / model.filename
         out.append(_status(model, path, _display_url(model), rehash))
     return out
 
@@ -373,7 +374,7 @@ def _sha256_file(path: Path, hasher=None, limit: int | None = None):
 
 
 def _missing_message(missing: list[ModelFile], causes: list[str], tried: bool) -> str:
-    folder = cache_dir()
+    folder = model_cache_dir()
     if len(missing) == 1:
         m = missing[0]
         what = f"{m.name} model not found: {folder / m.filename} is missing"
@@ -631,6 +632,6 @@ def _finish(model: ModelFile, url: str, path: Path, hasher, hashes: list[tuple[s
 
 __all__ = [
     "DEFAULT_BASE_URL", "DOWNLOAD_COMMAND", "MODELS", "ModelFile", "ModelStatus", "ModelUnavailableError",
-    "base_url", "cache_dir", "download", "ensure_model", "ensure_models", "get_model", "list_models",
+    "base_url", "download_model", "ensure_model", "ensure_models", "get_model", "list_models", "model_cache_dir",
     "model_path", "model_url",
 ]

@@ -1,8 +1,11 @@
 """The whole SV2TTS pipeline: reference audio + text -> cloned speech (16 kHz float32).
 
-The only module that knows all three stages. A :class:`Pipeline` owns its loaded models
-(each loaded once, on first use, under a lock) and is safe to call from several threads.
-The module-level functions use a lazily built default pipeline.
+The only module that knows all three stages, and the only one that plans text: a long text is
+split into sentence groups (``sentence_groups``), synthesised, joined with a short pause
+(``clone``: one vocoder pass over the joined mel) or vocoded group by group (``stream``).
+A :class:`Pipeline` owns its loaded models, each loaded once (per checkpoint path, under a
+lock), and is safe to call from several threads. The module-level functions share one store
+of loaded models, keyed by path, so repeated calls with the same paths load each file once.
 """
 from __future__ import annotations
 
@@ -10,154 +13,69 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .errors import InputError, TextError
+from .core import dsp
+from .core.dsp import SAMPLE_RATE
+from .core.errors import InputError, TextError
+from .core.runtime import check_seed, derive_seed, resolve_device
+from .voices import is_voice_file, load_voice
 
 log = logging.getLogger(__name__)
 
-GRIFFIN_LIM = "griffinlim"
+GRIFFIN_LIM = "griffinlim"  # the vocoder= value (CLI, module functions) for Griffin-Lim
+PAUSE_FRAMES = 12  # 0.15 s of silence between the sentence groups of a long text
+SILENCE = -4.0  # mel floor on RTVC's symmetric scale
 _OUTPUT_PAD_SECONDS = 1.0  # RTVC's demo appends 1 s of zeros before its final trim
+_INTERFACE = {"encoder": "embed", "synthesizer": "synthesize", "vocoder": "vocode"}  # stage -> method
 
 
-class Pipeline:
-    """Holds the encoder, synthesizer and vocoder of a cloning service.
+class _ModelStore:
+    """Loaded models keyed by (stage, checkpoint path, device): each file is loaded once."""
 
-    Each model argument is a loaded model, a checkpoint path, or None for the default
-    (built-in encoder; synthesizer and vocoder from the model cache, downloaded on first
-    use; ``download=False``, or ``$SV2TTS_OFFLINE`` set, raises ModelNotFoundError instead).
-    ``vocoder="griffinlim"`` uses Griffin-Lim instead of WaveRNN.
-    """
-
-    def __init__(self, encoder=None, synthesizer=None, vocoder=None, *, device: str = "cpu",
-                 download: bool | None = None):
-        self.device = resolve_device(device)
-        self.download = download
-        self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
-        self._loaded: dict[str, object] = {}
+    def __init__(self) -> None:
+        self._models: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    # -- models, loaded once ---------------------------------------------------------------
+    def get(self, stage: str, spec, device, download: bool | None):
+        if spec is not None and not isinstance(spec, (str, os.PathLike)):
+            if not hasattr(spec, _INTERFACE[stage]):
+                raise InputError(f"{stage}={spec!r}: expected a loaded {stage}, a checkpoint path or None")
+            return spec  # already a loaded model
+        if stage == "vocoder" and spec is not None and str(spec).lower() in (GRIFFIN_LIM, "griffin-lim"):
+            from .vocoder import GriffinLim
 
-    def _model(self, stage: str):
-        model = self._loaded.get(stage)
-        if model is None:
-            with self._lock:
-                model = self._loaded.get(stage)
-                if model is None:
-                    start = time.perf_counter()
-                    log.debug("loading the %s", stage)
-                    model = self._loaded[stage] = _load_stage(
-                        stage, self._specs[stage], self.device, self.download)
-                    log.debug("loaded the %s in %.2f s", stage, time.perf_counter() - start)
+            return GriffinLim()
+        path = self._path(stage, spec, download)
+        key = (stage, path, str(device))
+        with self._lock:  # one loader at a time: a second caller waits and reuses the model
+            model = self._models.get(key)
+            if model is None:
+                start = time.perf_counter()
+                log.debug("loading the %s", stage)
+                model = self._models[key] = _load(stage, path, device)
+                log.debug("loaded the %s in %.2f s", stage, time.perf_counter() - start)
         return model
 
-    @property
-    def encoder(self):
-        return self._model("encoder")
+    @staticmethod
+    def _path(stage: str, spec, download: bool | None) -> Path | None:
+        if spec is not None:
+            return Path(spec).resolve()
+        if stage == "encoder":
+            return None  # the built-in weights
+        from . import models
 
-    @property
-    def synthesizer(self):
-        return self._model("synthesizer")
-
-    @property
-    def vocoder(self):
-        return self._model("vocoder")
-
-    def load_all(self) -> "Pipeline":
-        """Load (and download if needed) every model now instead of on first use."""
-        for stage in self._specs:
-            self._model(stage)
-        return self
-
-    # -- the stages --------------------------------------------------------------------------
-
-    def embed(self, reference, *, sample_rate: int | None = None) -> np.ndarray:
-        """Voice embedding (256,) float32 of a reference: path(s), (wav, rate) or a voice .npy."""
-        if _is_voice_file(reference):
-            return load_voice(reference)
-        return self.encoder.embed(reference, sample_rate)
-
-    def synthesize(self, text, embedding, *, seed: int | None = None, prenet_dropout: bool = True,
-                   max_frames: int = 2000):
-        """Text (str or list of str) + embedding(s) -> mel (80, T) float32 (or a list of them)."""
-        return self.synthesizer.synthesize(text, embedding, seed=seed, prenet_dropout=prenet_dropout,
-                                           max_frames=max_frames)
-
-    def vocode(self, mel: np.ndarray, *, seed: int | None = None, precision: str = "float32",
-               progress: bool | None = None, **options) -> np.ndarray:
-        """Mel (80, T) -> waveform float32 at 16 kHz (WaveRNN, or Griffin-Lim if chosen)."""
-        vocoder = self.vocoder
-        if vocoder == GRIFFIN_LIM:
-            from .synthesizer.audio import griffin_lim
-            from .vocoder import validate_mel
-
-            return griffin_lim(validate_mel(mel), seed=seed).astype(np.float32, copy=False)
-        return vocoder.vocode(mel, seed=seed, precision=precision, progress=progress, **options)
-
-    def clone(self, reference, text: str, *, seed: int | None = None, precision: str = "float32",
-              progress: bool | None = None, max_frames: int = 2000) -> np.ndarray:
-        """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz.
-
-        Long text is split into sentences, synthesised in batches and vocoded once over the
-        joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros appended,
-        volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
-        """
-        if not isinstance(text, str) or not text.strip():
-            raise TextError("the text is empty" if isinstance(text, str)
-                            else f"text: expected a str, got {type(text).__name__}")
-        embedding = self.embed(reference)
-        mel = self.synthesize(text, embedding, seed=seed, max_frames=max_frames)
-        wav = self.vocode(mel, seed=seed, precision=precision, progress=progress)
-        return postprocess_output(wav)
+        return models.ensure_model(stage, download_missing=download).resolve()
 
 
-def postprocess_output(wav: np.ndarray) -> np.ndarray:
-    """RTVC demo_cli's final step: pad 1 s, normalise volume (increase only), trim silences.
-
-    If trimming would remove everything (no speech detected), the untrimmed audio is kept.
-    """
-    from .encoder import preprocess
-
-    wav = np.pad(np.asarray(wav, dtype=np.float32), (0, int(_OUTPUT_PAD_SECONDS * SAMPLE_RATE)))
-    wav = preprocess.normalize_volume(wav)
-    trimmed = preprocess.trim_long_silences(wav)
-    if len(trimmed) == 0:
-        log.warning("no speech detected in the generated audio; silence trimming skipped")
-        return wav
-    return trimmed
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU is an InputError."""
-    if device not in ("cpu", "cuda", "auto") and not str(device).startswith("cuda:"):
-        raise InputError(f"device must be cpu, cuda or auto, got {device!r}")
-    if device == "cpu":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda" if device == "auto" else device
-    if device == "auto":
-        return "cpu"
-    raise InputError(f"device {device!r} requested but CUDA is not available")
-
-
-def _load_stage(stage: str, spec, device: str, download: bool | None):
-    from . import models
-
-    if stage == "vocoder" and isinstance(spec, str) and spec.lower() in (GRIFFIN_LIM, "griffin-lim"):
-        return GRIFFIN_LIM
-    if spec is not None and not isinstance(spec, (str, os.PathLike)):
-        return spec  # already loaded
+def _load(stage: str, path: Path | None, device):
     if stage == "encoder":
         from .encoder import Encoder
 
-        return Encoder.load(spec, device=device)
-    path = Path(spec) if spec is not None else models.ensure_model(stage, download_missing=download)
+        return Encoder.load(path, device=device)
     if stage == "synthesizer":
         from .synthesizer import Synthesizer
 
@@ -167,59 +85,170 @@ def _load_stage(stage: str, spec, device: str, download: bool | None):
     return Vocoder.load(path, device=device)
 
 
-def _is_voice_file(reference) -> bool:
-    return isinstance(reference, (str, os.PathLike)) and Path(reference).suffix.lower() == ".npy"
+class Pipeline:
+    """Holds the encoder, synthesizer and vocoder of a cloning service.
+
+    Each model argument is a loaded model, a checkpoint path, or None for the default
+    (built-in encoder; synthesizer and vocoder from the model cache, downloaded on first
+    use; ``download=False``, or ``$SV2TTS_OFFLINE`` set, raises ModelNotFoundError instead).
+    ``vocoder="griffinlim"`` (or a ``GriffinLim()``) uses Griffin-Lim instead of WaveRNN.
+    """
+
+    def __init__(self, encoder=None, synthesizer=None, vocoder=None, *, device: str = "cpu",
+                 download: bool | None = None, _store: _ModelStore | None = None):
+        self.device = resolve_device(device)
+        self.download = download
+        self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
+        self._store = _store or _ModelStore()
+
+    # -- models, loaded once ---------------------------------------------------------------
+
+    @property
+    def encoder(self):
+        return self._store.get("encoder", self._specs["encoder"], self.device, self.download)
+
+    @property
+    def synthesizer(self):
+        return self._store.get("synthesizer", self._specs["synthesizer"], self.device, self.download)
+
+    @property
+    def vocoder(self):
+        return self._store.get("vocoder", self._specs["vocoder"], self.device, self.download)
+
+    def load_all(self) -> "Pipeline":
+        """Load (and download if needed) every model now instead of on first use."""
+        for stage in _INTERFACE:
+            getattr(self, stage)
+        return self
+
+    # -- the stages --------------------------------------------------------------------------
+
+    def embed(self, reference, *, sample_rate: int | None = None) -> np.ndarray:
+        """Voice embedding (256,) float32 of a reference: path(s), (wav, rate) or a voice .npy."""
+        if is_voice_file(reference):
+            return load_voice(reference)
+        return self.encoder.embed(reference, sample_rate)
+
+    def synthesize(self, text, embedding, *, seed: int | None = None, prenet_dropout: bool = True,
+                   max_frames: int = 2000):
+        """Text (str or list of str) + embedding(s) -> mel (80, T) float32 (or a list of them).
+
+        A long text is split into sentence groups, synthesised in batches and joined with
+        ``PAUSE_FRAMES`` of silence.
+        """
+        single = isinstance(text, str)
+        texts = [text] if single else text
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise TextError("text: expected a str or a non-empty list of str")
+        groups = [sentence_groups(t) for t in texts]
+        embeddings = np.asarray(embedding)
+        if embeddings.ndim == 2 and len(embeddings) == len(texts):  # one voice per text
+            embeddings = np.concatenate([np.repeat(e[None], len(g), axis=0) for e, g in zip(embeddings, groups)])
+        mels = self.synthesizer.synthesize([s for g in groups for s in g], embeddings, seed=seed,
+                                           prenet_dropout=prenet_dropout, max_frames=max_frames)
+        joined, start = [], 0
+        for g in groups:
+            joined.append(join_mels(mels[start:start + len(g)]))
+            start += len(g)
+        return joined[0] if single else joined
+
+    def vocode(self, mel: np.ndarray, *, seed: int | None = None, precision: str | None = None,
+               progress: bool | None = None, **options) -> np.ndarray:
+        """Mel (80, T) -> waveform float32 at 16 kHz with this pipeline's vocoder.
+
+        precision: None for the vocoder's own (WaveRNN: float32 unless loaded otherwise).
+        options: WaveRNN's batched / target / overlap.
+        """
+        return self.vocoder.vocode(mel, seed=seed, precision=precision, progress=progress, **options)
+
+    def clone(self, reference, text: str, *, seed: int | None = None, precision: str | None = None,
+              progress: bool | None = None, max_frames: int = 2000) -> np.ndarray:
+        """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz.
+
+        Long text is split into sentence groups, synthesised in batches and vocoded once over
+        the joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros
+        appended, volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
+        """
+        sentence_groups(text)  # bad text fails before any model work
+        embedding = self.embed(reference)
+        mel = self.synthesize(text, embedding, seed=seed, max_frames=max_frames)
+        return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
+
+    def stream(self, reference, text: str, *, seed: int | None = None, precision: str | None = None,
+               max_frames: int = 2000) -> Iterator[np.ndarray]:
+        """Speak ``text`` like :meth:`clone`, yielding (n,) float32 16 kHz chunks in order.
+
+        One chunk per sentence group, yielded as soon as that group is vocoded (the first
+        long before the whole text is done). Each chunk is post-processed like ``clone``'s
+        result. The same seed gives the same chunks (group i uses a seed derived from
+        ``seed`` and i); they differ from ``clone``'s audio, which vocodes the joined mel once.
+        """
+        groups = sentence_groups(text)
+        seed = check_seed(seed)
+        embedding = self.embed(reference)
+        for i, group in enumerate(groups):
+            group_seed = derive_seed(seed, i)
+            mel = self.synthesizer.synthesize(group, embedding, seed=group_seed, max_frames=max_frames)
+            yield postprocess_output(self.vocode(mel, seed=group_seed, precision=precision, progress=False))
 
 
-def load_voice(path: str | os.PathLike) -> np.ndarray:
-    """Read a voice saved by ``sv2tts embed`` (.npy): (256,) float32, finite, unit norm."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: voice file not found")
-    try:
-        voice = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npy voice file ({e})") from None
-    if voice.shape != (256,) or not np.issubdtype(voice.dtype, np.floating):
-        raise InputError(f"{path}: expected a (256,) float voice embedding, got {voice.dtype} {voice.shape}")
-    if not np.isfinite(voice).all() or np.linalg.norm(voice) == 0:
-        raise InputError(f"{path}: voice embedding contains NaN/inf or is all zeros")
-    return (voice / np.linalg.norm(voice)).astype(np.float32)
+def sentence_groups(text: str) -> list[str]:
+    """Split a text into the groups it is synthesised in (sentences up to ~200 characters).
+
+    Groups with nothing pronounceable are skipped with a warning; TextError when the text is
+    not a str, empty, or has nothing to say at all.
+    """
+    from .synthesizer import is_pronounceable, split_sentences
+
+    if not isinstance(text, str):
+        raise TextError(f"text: expected a str, got {type(text).__name__}")
+    if not text.strip():
+        raise TextError("the text is empty")
+    groups = []
+    for group in split_sentences(text):
+        if is_pronounceable(group):
+            groups.append(group)
+        else:
+            log.warning("skipped %r: it has no letter to pronounce", group[:40])
+    if not groups:
+        raise TextError(f"{text[:40]!r}: nothing to synthesise: none of its characters is a letter "
+                        f"the model knows")
+    return groups
 
 
-def save_voice(path: str | os.PathLike, embedding: np.ndarray) -> Path:
-    """Save a (256,) embedding as .npy, atomically."""
-    import io
-
-    from .audio import write_bytes_atomic
-
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(embedding, dtype=np.float32), allow_pickle=False)
-    path = Path(path)
-    write_bytes_atomic(path, buf.getvalue())
-    return path
+def join_mels(parts: list[np.ndarray]) -> np.ndarray:
+    """Mels (80, T_i) joined in order with ``PAUSE_FRAMES`` of silence between them."""
+    if len(parts) == 1:
+        return parts[0]
+    pause = np.full((parts[0].shape[0], PAUSE_FRAMES), SILENCE, dtype=np.float32)
+    out = [parts[0]]
+    for p in parts[1:]:
+        out += [pause, p]
+    return np.concatenate(out, axis=1)
 
 
-# -- module-level API over a default pipeline --------------------------------------------------
+def postprocess_output(wav: np.ndarray) -> np.ndarray:
+    """RTVC demo_cli's final step: pad 1 s, normalise volume (increase only), trim silences.
 
-_default: Pipeline | None = None
-_default_lock = threading.Lock()
+    If trimming would remove everything (no speech detected), the untrimmed audio is kept.
+    """
+    wav = np.pad(np.asarray(wav, dtype=np.float32), (0, int(_OUTPUT_PAD_SECONDS * SAMPLE_RATE)))
+    wav = dsp.normalize_volume(wav)
+    trimmed = dsp.trim_long_silences(wav)
+    if len(trimmed) == 0:
+        log.warning("no speech detected in the generated audio; silence trimming skipped")
+        return wav
+    return trimmed
 
 
-def default_pipeline() -> Pipeline:
-    """The shared pipeline used by the module-level functions (built on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Pipeline()
-        return _default
+# -- module-level API over shared models --------------------------------------------------------
+
+_store = _ModelStore()
 
 
-def _pipeline_for(**models) -> Pipeline:
-    if all(m is None for m in models.values()):
-        return default_pipeline()
-    base = default_pipeline()
-    return Pipeline(**{k: (v if v is not None else base._loaded.get(k)) for k, v in models.items()})
+def _pipeline(encoder=None, synthesizer=None, vocoder=None) -> Pipeline:
+    """A pipeline over the shared model store: each path is loaded once per process."""
+    return Pipeline(encoder, synthesizer, vocoder, _store=_store)
 
 
 def embed(reference, *, encoder=None, sample_rate: int | None = None) -> np.ndarray:
@@ -228,13 +257,13 @@ def embed(reference, *, encoder=None, sample_rate: int | None = None) -> np.ndar
     reference: an audio path, a list of paths (one voice from several clips: embeddings
     averaged and re-normalised), a (wav, sample_rate) pair, or a saved voice .npy.
     """
-    return _pipeline_for(encoder=encoder).embed(reference, sample_rate=sample_rate)
+    return _pipeline(encoder=encoder).embed(reference, sample_rate=sample_rate)
 
 
 def synthesize(text, embedding, *, synthesizer=None, seed: int | None = None,
                prenet_dropout: bool = True, max_frames: int = 2000):
     """Text + voice -> mel (80, T) float32 on RTVC's scale; a list of str gives a list."""
-    return _pipeline_for(synthesizer=synthesizer).synthesize(
+    return _pipeline(synthesizer=synthesizer).synthesize(
         text, embedding, seed=seed, prenet_dropout=prenet_dropout, max_frames=max_frames)
 
 
@@ -242,13 +271,17 @@ def vocode(mel: np.ndarray, *, vocoder=None, batched: bool = True, target: int =
            overlap: int = 800, seed: int | None = None, precision: str = "float32",
            progress: bool | None = None) -> np.ndarray:
     """Mel (80, T) -> float32 waveform at 16 kHz; ``vocoder="griffinlim"`` for Griffin-Lim."""
-    return _pipeline_for(vocoder=vocoder).vocode(
-        mel, seed=seed, precision=precision, progress=progress, batched=batched, target=target,
-        overlap=overlap)
+    return _pipeline(vocoder=vocoder).vocode(mel, seed=seed, precision=precision, progress=progress,
+                                             batched=batched, target=target, overlap=overlap)
 
 
 def clone(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,
           seed: int | None = None, precision: str = "float32") -> np.ndarray:
     """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz (see Pipeline.clone)."""
-    pipe = _pipeline_for(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder)
-    return pipe.clone(reference, text, seed=seed, precision=precision)
+    return _pipeline(encoder, synthesizer, vocoder).clone(reference, text, seed=seed, precision=precision)
+
+
+def stream(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,
+           seed: int | None = None, precision: str = "float32") -> Iterator[np.ndarray]:
+    """Chunks of ``text`` spoken in the voice of ``reference`` (see Pipeline.stream)."""
+    return _pipeline(encoder, synthesizer, vocoder).stream(reference, text, seed=seed, precision=precision)

@@ -13,30 +13,34 @@ from click.testing import CliRunner
 import sv2tts
 from sv2tts.cli import main
 from sv2tts.encoder import Encoder, builtin_weights
-from sv2tts.errors import AudioError, CheckpointError, InputError
+from sv2tts.core.errors import AudioError, CheckpointError, InputError
 
-CLIP = "1688-142285-0003.flac"
-OTHER = "3080-5032-0003.flac"
-
-
-@pytest.fixture(scope="module")
-def golden_audio(golden):
-    return golden / "audio"
-
-
-def test_embed_path_list_and_array(golden_audio):
-    e = sv2tts.embed(golden_audio / CLIP)
+def test_embed_path_list_and_array(example_clip, synthetic_clip):
+    e = sv2tts.embed(example_clip)
     assert e.shape == (256,) and e.dtype == np.float32 and abs(np.linalg.norm(e) - 1) < 1e-5
-    wav, rate = sf.read(golden_audio / CLIP, dtype="float32")
+    wav, rate = sf.read(example_clip, dtype="float32")
     np.testing.assert_allclose(sv2tts.embed((wav, rate)), e, atol=1e-6)
-    voice = sv2tts.embed([golden_audio / CLIP, golden_audio / OTHER])
+    voice = sv2tts.embed([example_clip, synthetic_clip])
+    other = sv2tts.embed(synthetic_clip)
     assert voice.shape == (256,) and abs(np.linalg.norm(voice) - 1) < 1e-5
+    np.testing.assert_allclose(voice, (e + other) / np.linalg.norm(e + other), atol=1e-6)
 
 
-def test_embed_is_stable_across_input_formats(golden_audio, tmp_path):
+@pytest.mark.parametrize("clip", ["example_clip", "synthetic_clip_44k_stereo"])
+def test_path_and_array_give_identical_embeddings(request, clip):
+    """A file and its samples as (array, rate), also as (n, channels) at 44.1 kHz: same numbers."""
+    path = request.getfixturevalue(clip)
+    wav, rate = sf.read(path, dtype="float32")
+    from_path = sv2tts.embed(path)
+    assert np.array_equal(sv2tts.embed((wav, rate)), from_path)
+    assert np.array_equal(sv2tts.embed(wav, sample_rate=rate), from_path)
+    assert np.array_equal(sv2tts.embed(str(path)), from_path)
+
+
+def test_embed_is_stable_across_input_formats(example_clip, tmp_path):
     """Stereo, 8/24-bit, float, 8 kHz and 48 kHz versions of a clip all give the same voice."""
-    wav, rate = sf.read(golden_audio / CLIP, dtype="float32")
-    ref = sv2tts.embed(golden_audio / CLIP)
+    wav, rate = sf.read(example_clip, dtype="float32")
+    ref = sv2tts.embed(example_clip)
     import librosa
 
     variants = {
@@ -88,9 +92,9 @@ def test_truncated_checkpoint(tmp_path):
         Encoder.load(tmp_path / "cut.pt")
 
 
-def test_checkpoint_of_another_model(golden):
+def test_checkpoint_of_another_model(model_files):
     with pytest.raises(CheckpointError, match="not an RTVC speaker encoder checkpoint"):
-        Encoder.load(golden / "vocoder" / "vocoder.pt")
+        Encoder.load(model_files["vocoder"])
 
 
 def test_pickle_carrying_code_is_refused(tmp_path):
@@ -113,20 +117,21 @@ def test_wrong_shapes_are_named(tmp_path):
 
 # -- CLI -------------------------------------------------------------------------------------
 
-def test_cli_embed_then_similarity(golden_audio, tmp_path):
+def test_cli_embed_then_similarity(example_clip, synthetic_clip, tmp_path):
     runner = CliRunner()
     out = tmp_path / "voice.npy"
-    res = runner.invoke(main, ["embed", str(golden_audio / CLIP), "-o", str(out)])
+    res = runner.invoke(main, ["embed", str(example_clip), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    np.testing.assert_allclose(np.load(out), sv2tts.embed(golden_audio / CLIP), atol=1e-6)
-    res = runner.invoke(main, ["similarity", str(out), str(golden_audio / CLIP)])
+    np.testing.assert_allclose(np.load(out), sv2tts.embed(example_clip), atol=1e-6)
+    res = runner.invoke(main, ["similarity", str(out), str(example_clip)])
     assert res.exit_code == 0 and abs(float(res.output) - 1.0) < 1e-4
-    res = runner.invoke(main, ["similarity", str(golden_audio / CLIP), str(golden_audio / OTHER)])
-    assert res.exit_code == 0 and float(res.output) < 0.75
+    res = runner.invoke(main, ["similarity", str(example_clip), str(synthetic_clip)])
+    assert res.exit_code == 0 and float(res.output) < 0.75  # two different "speakers"
+    assert abs(float(res.output) - float(sv2tts.embed(example_clip) @ sv2tts.embed(synthetic_clip))) < 1e-4
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "empty", "text", "truncated", "silent", "nan"])
-def test_cli_bad_reference_exit_2_one_line_no_output(golden_audio, tmp_path, case):
+def test_cli_bad_reference_exit_2_one_line_no_output(example_clip, tmp_path, case):
     ref = tmp_path / f"{case}.wav"
     if case == "directory":
         ref = tmp_path / "adir"
@@ -137,7 +142,7 @@ def test_cli_bad_reference_exit_2_one_line_no_output(golden_audio, tmp_path, cas
         ref.write_text("hello")
     elif case == "truncated":
         ref = tmp_path / "t.flac"
-        data = (golden_audio / CLIP).read_bytes()
+        data = example_clip.read_bytes()
         ref.write_bytes(data[:20000])
     elif case == "silent":
         sf.write(ref, np.zeros(16000, np.float32), 16000)
@@ -151,9 +156,9 @@ def test_cli_bad_reference_exit_2_one_line_no_output(golden_audio, tmp_path, cas
     assert "Traceback" not in res.output and not out.exists()
 
 
-def test_cli_bad_checkpoint_exit_2(golden, golden_audio, tmp_path):
-    res = CliRunner().invoke(main, ["embed", str(golden_audio / CLIP), "-o", str(tmp_path / "v.npy"),
-                                    "--encoder", str(golden / "vocoder" / "vocoder.pt")])
+def test_cli_bad_checkpoint_exit_2(example_clip, model_files, tmp_path):
+    res = CliRunner().invoke(main, ["embed", str(example_clip), "-o", str(tmp_path / "v.npy"),
+                                    "--encoder", str(model_files["vocoder"])])
     assert res.exit_code == 2 and "not an RTVC speaker encoder checkpoint" in res.output
 
 
@@ -164,7 +169,7 @@ def test_real_subprocess_error_has_no_traceback(tmp_path):
     assert proc.stderr.strip() == f"Error: {tmp_path / 'a.wav'}: file not found"
 
 
-def test_long_file_is_decoded_and_resampled_in_bounded_memory(golden_audio, tmp_path):
+def test_long_file_is_decoded_and_resampled_in_bounded_memory(example_clip, tmp_path):
     """10 minutes of 48 kHz stereo speech: reading + resampling + VAD trimming peak at about
     two float32 copies of the 16 kHz result plus a fixed block buffer, instead of the 2 x 3
     copies a whole-file decode at 48 kHz would hold. (The encoder then embeds 64 partials at
@@ -175,7 +180,7 @@ def test_long_file_is_decoded_and_resampled_in_bounded_memory(golden_audio, tmp_
 
     from sv2tts.encoder import Encoder
 
-    speech = np.concatenate([sf.read(golden_audio / n, dtype="float32")[0] for n in (CLIP, OTHER)])
+    speech = sf.read(example_clip, dtype="float32")[0]  # real speech: ~94% survives trimming
     speech48 = librosa.resample(speech, orig_sr=16000, target_sr=48000)
     seconds = 600
     path = tmp_path / "long.wav"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sv2tts import models
-from sv2tts.errors import DownloadError, ModelNotFoundError, Sv2ttsError
+from sv2tts.core.errors import DownloadError, ModelNotFoundError, Sv2ttsError
 from sv2tts.models import ModelFile
 
 NAMES = ("encoder", "synthesizer", "vocoder")
@@ -178,13 +178,13 @@ def test_cache_dir_and_urls(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     if os.name != "nt":
-        assert models.cache_dir() == tmp_path / "home" / ".cache" / "sv2tts"
+        assert models.model_cache_dir() == tmp_path / "home" / ".cache" / "sv2tts"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert models.cache_dir() == tmp_path / "xdg" / "sv2tts"
+    assert models.model_cache_dir() == tmp_path / "xdg" / "sv2tts"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # XDG spec: relative paths are invalid
-    assert models.cache_dir() != Path("relative/ignored/sv2tts")
+    assert models.model_cache_dir() != Path("relative/ignored/sv2tts")
     monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "mine"))
-    assert models.cache_dir() == tmp_path / "mine"
+    assert models.model_cache_dir() == tmp_path / "mine"
     assert models.model_path("synthesizer") == tmp_path / "mine" / "synthesizer.pt"
     assert models.base_url() == models.DEFAULT_BASE_URL
     assert models.model_url("vocoder") == models.DEFAULT_BASE_URL + "/vocoder.pt"
@@ -204,7 +204,7 @@ def test_fresh_download_verified(hub, monkeypatch):
     data = payload()
     path = fake_model(monkeypatch, "encoder", data)
     hub.add("encoder.pt", data, sha_header="X-Checksum-Sha256")
-    assert models.download("encoder", progress=False) == path
+    assert models.download_model("encoder", progress=False) == path
     assert path.read_bytes() == data
     assert not Path(f"{path}.part").exists()
     record = json.loads(Path(f"{path}.json").read_text())
@@ -216,10 +216,10 @@ def test_fresh_download_verified(hub, monkeypatch):
     assert (st.present, st.size, st.expected_size, st.verified) == (True, len(data), len(data), True)
     assert st.sha256 == record["sha256"]
     # in place with the right size: no second request
-    assert models.download("encoder", progress=False) == path
+    assert models.download_model("encoder", progress=False) == path
     assert len(hub.gets("encoder.pt")) == 1
     # force: fetched again
-    models.download("encoder", progress=False, force=True)
+    models.download_model("encoder", progress=False, force=True)
     assert len(hub.gets("encoder.pt")) == 2
 
 
@@ -228,12 +228,12 @@ def test_resume_after_interrupted_transfer(hub, monkeypatch):
     path = fake_model(monkeypatch, "vocoder", data)
     hub.add("vocoder.pt", data, sha_header="X-Checksum-Sha256", cuts=1, cut_after=123_457)
     with pytest.raises(DownloadError, match=r"vocoder\.pt .*interrupted at 123,457 of 300,001 bytes.*resume"):
-        models.download("vocoder", progress=False)
+        models.download_model("vocoder", progress=False)
     part = Path(f"{path}.part")
     assert not path.exists() and part.read_bytes() == data[:123_457]
     st = status_of("vocoder")
     assert (st.present, st.partial_size) == (False, 123_457) and "partial" in st.detail
-    models.download("vocoder", progress=False)
+    models.download_model("vocoder", progress=False)
     first, second = hub.gets("vocoder.pt")
     assert "range" not in first and second["range"] == "bytes=123457-"
     assert path.read_bytes() == data and not part.exists()
@@ -245,7 +245,7 @@ def test_retries_resume_within_one_call(hub, monkeypatch):
     data = payload()
     path = fake_model(monkeypatch, "encoder", data)
     hub.add("encoder.pt", data, sha_header="X-Checksum-Sha256", cuts=2, cut_after=50_000)
-    models.download("encoder", progress=False, retries=2)
+    models.download_model("encoder", progress=False, retries=2)
     assert path.read_bytes() == data
     assert [h.get("range") for h in hub.gets("encoder.pt")] == [None, "bytes=50000-", "bytes=100000-"]
 
@@ -255,7 +255,7 @@ def test_wrong_size_stated_by_server(hub, monkeypatch):
     path = fake_model(monkeypatch, "synthesizer", data, size=len(data) + 10)
     hub.add("synthesizer.pt", data)
     with pytest.raises(DownloadError, match=rf"synthesizer\.pt .*{len(data):,} bytes, expected {len(data) + 10:,}"):
-        models.download("synthesizer", progress=False)
+        models.download_model("synthesizer", progress=False)
     assert not path.exists() and not Path(f"{path}.part").exists()
 
 
@@ -265,7 +265,7 @@ def test_wrong_size_without_content_length(hub, monkeypatch, extra):
     path = fake_model(monkeypatch, "synthesizer", data, size=len(data) - extra)
     hub.add("synthesizer.pt", data, no_length=True)
     with pytest.raises(DownloadError, match=r"synthesizer\.pt .*expected"):
-        models.download("synthesizer", progress=False)
+        models.download_model("synthesizer", progress=False)
     assert not path.exists() and not Path(f"{path}.part").exists()
 
 
@@ -276,7 +276,7 @@ def test_wrong_hash(hub, monkeypatch, header):
     bad = hashlib.sha256(b"something else").hexdigest()
     hub.add("encoder.pt", data, sha_header=header, sha_value=bad)
     with pytest.raises(DownloadError, match=rf"encoder\.pt .*sha256 {hashlib.sha256(data).hexdigest()}.*{bad}.*{header}"):
-        models.download("encoder", progress=False)
+        models.download_model("encoder", progress=False)
     assert not path.exists() and not Path(f"{path}.part").exists()
     assert status_of("encoder").present is False
 
@@ -286,9 +286,9 @@ def test_known_hash_in_table_is_checked(hub, monkeypatch):
     fake_model(monkeypatch, "encoder", data, sha256=hashlib.sha256(b"other").hexdigest())
     hub.add("encoder.pt", data)  # the server states no hash
     with pytest.raises(DownloadError, match="MODELS"):
-        models.download("encoder", progress=False)
+        models.download_model("encoder", progress=False)
     path = fake_model(monkeypatch, "encoder", data, sha256=hashlib.sha256(data).hexdigest())
-    models.download("encoder", progress=False)
+    models.download_model("encoder", progress=False)
     assert path.read_bytes() == data and status_of("encoder", rehash=True).verified is True
 
 
@@ -297,8 +297,8 @@ def test_huggingface_style_redirect(hub, monkeypatch):
     path = fake_model(monkeypatch, "vocoder", data)
     hub.add("vocoder.pt", data, hf_redirect=True, cuts=1, cut_after=70_000)
     with pytest.raises(DownloadError, match="interrupted"):
-        models.download("vocoder", progress=False)
-    models.download("vocoder", progress=False)
+        models.download_model("vocoder", progress=False)
+    models.download_model("vocoder", progress=False)
     paths = [p for p, _ in hub.requests]
     assert paths == ["/models/vocoder.pt", "/cdn/vocoder.pt"] * 2
     assert hub.requests[3][1]["range"] == "bytes=70000-"  # Range survives the redirect
@@ -308,7 +308,7 @@ def test_huggingface_style_redirect(hub, monkeypatch):
     path.unlink()
     hub.files["vocoder.pt"].sha_value = "0" * 64
     with pytest.raises(DownloadError, match="X-Linked-ETag"):
-        models.download("vocoder", progress=False)
+        models.download_model("vocoder", progress=False)
     assert not path.exists()
 
 
@@ -318,7 +318,7 @@ def test_server_without_range_support_restarts(hub, monkeypatch):
     Path(path).parent.mkdir(parents=True)
     Path(f"{path}.part").write_bytes(b"\0" * 100_000)  # a stale part (wrong bytes)
     hub.add("encoder.pt", data, sha_header="X-Checksum-Sha256", ignore_range=True)
-    models.download("encoder", progress=False)
+    models.download_model("encoder", progress=False)
     assert hub.gets("encoder.pt")[0]["range"] == "bytes=100000-"
     assert path.read_bytes() == data and not Path(f"{path}.part").exists()
 
@@ -329,7 +329,7 @@ def test_part_already_complete_416(hub, monkeypatch):
     path.parent.mkdir(parents=True)
     Path(f"{path}.part").write_bytes(data)
     hub.add("encoder.pt", data)
-    models.download("encoder", progress=False)
+    models.download_model("encoder", progress=False)
     assert [h["range"] for h in hub.gets("encoder.pt")] == [f"bytes={len(data)}-"]  # nothing re-fetched
     assert path.read_bytes() == data
 
@@ -338,7 +338,7 @@ def test_size_from_server_when_table_has_none(hub, monkeypatch):
     data = payload(12_345)
     path = fake_model(monkeypatch, "encoder", data, size=None)
     hub.add("encoder.pt", data)
-    models.download("encoder", progress=False)
+    models.download_model("encoder", progress=False)
     assert path.read_bytes() == data
     st = status_of("encoder")
     assert st.verified is None and "stated no sha256" in st.detail
@@ -347,13 +347,13 @@ def test_size_from_server_when_table_has_none(hub, monkeypatch):
 def test_http_error_and_timeout(hub, monkeypatch):
     fake_model(monkeypatch, "encoder", b"x")
     with pytest.raises(DownloadError, match=r"HTTP 404.*encoder\.pt"):
-        models.download("encoder", progress=False)
+        models.download_model("encoder", progress=False)
     data = payload()
     path = fake_model(monkeypatch, "vocoder", data)
     hub.add("vocoder.pt", data, stall=True)
     t0 = time.perf_counter()
     with pytest.raises(DownloadError, match=r"127\.0\.0\.1.*vocoder\.pt.*timed out"):
-        models.download("vocoder", progress=False, timeout=0.5)
+        models.download_model("vocoder", progress=False, timeout=0.5)
     assert time.perf_counter() - t0 < 4
     assert not path.exists()
 
@@ -362,7 +362,7 @@ def test_progress_bar_on_stderr(hub, monkeypatch, capsys):
     data = payload()
     fake_model(monkeypatch, "encoder", data)
     hub.add("encoder.pt", data)
-    models.download("encoder", progress=True)
+    models.download_model("encoder", progress=True)
     captured = capsys.readouterr()
     assert "encoder.pt" in captured.err and captured.out == ""
 
@@ -432,7 +432,7 @@ def test_ensure_models_offline_one_message_one_attempt(hub, monkeypatch):
     with pytest.raises(ModelNotFoundError) as info:
         models.ensure_models(progress=False)
     msg = str(info.value)
-    assert "encoder.pt, synthesizer.pt, vocoder.pt" in msg and str(models.cache_dir()) in msg
+    assert "encoder.pt, synthesizer.pt, vocoder.pt" in msg and str(models.model_cache_dir()) in msg
     assert msg.count("cannot reach") == 1  # the network is down: not tried three times
     assert f"{url}/<file name>" in msg and "sv2tts models download" in msg
 
@@ -475,8 +475,8 @@ def test_list_models_states(hub, monkeypatch):
     assert all(not s.present and s.verified is None and s.size is None for s in statuses)
     assert all(s.url == f"{hub.url}{s.filename}" and s.path == paths[s.name] for s in statuses)
 
-    models.download("encoder", progress=False)
-    models.download("synthesizer", progress=False)
+    models.download_model("encoder", progress=False)
+    models.download_model("synthesizer", progress=False)
     paths["vocoder"].write_bytes(datas["vocoder"])  # placed by hand
     st = status_of("encoder")
     assert (st.present, st.verified) == (True, True) and "X-Checksum-Sha256" in st.detail

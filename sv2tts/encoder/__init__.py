@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import as_mono_float32, load_audio, resample
-from ..checkpoint import check_keys, check_shapes, load_state_dict
-from ..errors import AudioError, InputError
+from ..core import dsp
+from ..core.audio import as_mono_float32, load_audio, resample
+from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.errors import AudioError, InputError
+from ..core.runtime import resolve_device
 from . import preprocess
 from .config import EncoderConfig
 from .model import SpeakerEncoderNet
@@ -39,9 +41,9 @@ class Encoder:
 
     def __init__(self, net: SpeakerEncoderNet, config: EncoderConfig = EncoderConfig(),
                  device: str | torch.device = "cpu", source: str = ""):
-        self.net = net.to(device).eval()
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
         self.config = config
-        self.device = torch.device(device)
         self.source = source
 
     @classmethod
@@ -69,7 +71,7 @@ class Encoder:
         wav = resample(as_mono_float32(wav, name), sample_rate, self.config.sample_rate)
         if not np.any(wav):
             raise AudioError(f"{name}: the audio is completely silent")
-        wav = preprocess.normalize_volume(wav, self.config.target_dbfs)
+        wav = dsp.normalize_volume(wav, self.config.target_dbfs)
         wav = preprocess.trim_long_silences(wav, self.config)
         if len(wav) == 0:
             raise AudioError(f"{name}: no speech found (silence trimming removed everything)")

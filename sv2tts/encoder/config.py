@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.dsp import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    sample_rate: int = 16000  # Hz
+    sample_rate: int = SAMPLE_RATE  # Hz
     mel_window_ms: int = 25  # -> n_fft 400 samples
     mel_step_ms: int = 10  # -> hop 160 samples
     n_mels: int = 40

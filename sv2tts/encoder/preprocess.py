@@ -1,6 +1,6 @@
 """The speaker encoder's audio front end, exactly as RTVC computes it (pure numpy).
 
-wav (16 kHz float32) -> volume normalisation -> webrtcvad long-silence trimming -> 40-band
+wav (16 kHz float32) -> volume normalisation -> webrtcvad long-silence trimming (core.dsp) -> 40-band
 power mel frames (T, 40) -> partial-utterance slices of 160 frames.
 """
 from __future__ import annotations
@@ -8,63 +8,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import binary_dilation
-
+from ..core import dsp
 from .config import EncoderConfig
 
 DEFAULT = EncoderConfig()
 
 
-def normalize_volume(wav: np.ndarray, target_dbfs: float = DEFAULT.target_dbfs) -> np.ndarray:
-    """Raise the level of ``wav`` to ``target_dbfs`` (increase only; louder audio is untouched).
-
-    wav: (n,) float32 in [-1, 1]. All-zero input would give NaN in RTVC; here it is returned as is.
-    """
-    mean_square = float(np.mean(np.square(wav)))  # in the input's dtype, as RTVC
-    if mean_square == 0.0:
-        return wav
-    change_db = target_dbfs - 10 * np.log10(mean_square)
-    if change_db < 0:
-        return wav
-    return wav * np.asarray(10 ** (change_db / 20), dtype=wav.dtype)
-
-
-def voiced_mask(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
-    """Per-window speech mask (n_windows,) bool: webrtcvad flags, moving average, dilation.
-
-    ``wav`` length must be a multiple of the 30 ms window (480 samples).
-    """
-    import webrtcvad
-
-    window = config.vad_window_samples
-    vad = webrtcvad.Vad(mode=config.vad_mode)
-    n = len(wav) // window
-    flags = np.zeros(n, dtype=np.float64)
-    block = 2048  # windows converted at a time (bounded memory on long audio)
-    for b in range(0, n, block):
-        chunk = wav[b * window:min(n, b + block) * window]
-        # RTVC converts with a wrapping int16 cast (no clipping) of round(x * 32767).
-        pcm = np.round(chunk * 32767).astype(np.int64).astype("<i2").tobytes()
-        for i in range(len(chunk) // window):
-            flags[b + i] = vad.is_speech(pcm[i * window * 2:(i + 1) * window * 2],
-                                         sample_rate=config.sample_rate)
-    width = config.vad_moving_average_width
-    padded = np.concatenate([np.zeros((width - 1) // 2), flags, np.zeros(width // 2)])
-    sums = np.cumsum(np.concatenate([[0.0], padded]))
-    average = (sums[width:] - sums[:-width]) / width
-    mask = np.round(average).astype(bool)  # half-to-even: 4/8 -> False
-    return binary_dilation(mask, np.ones(config.vad_max_silence_length + 1))
-
-
 def trim_long_silences(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
-    """Remove silences longer than ~6 windows (RTVC's webrtcvad trimming, mode 3).
-
-    wav: (n,) float at 16 kHz -> (m,) same dtype, m <= n a multiple of 480; may be empty.
-    """
-    window = config.vad_window_samples
-    wav = wav[: len(wav) - len(wav) % window]
-    mask = voiced_mask(wav, config)
-    return wav[np.repeat(mask, window)]
+    """RTVC's webrtcvad trimming with the encoder's settings (core.dsp.trim_long_silences)."""
+    return dsp.trim_long_silences(wav, sample_rate=config.sample_rate, window_ms=config.vad_window_ms,
+                                  moving_average_width=config.vad_moving_average_width,
+                                  max_silence_windows=config.vad_max_silence_length, mode=config.vad_mode)
 
 
 def mel_frames(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:

@@ -4,16 +4,12 @@
     syn = Synthesizer.load("synthesizer.pt")
     mel = syn.synthesize("Hello world.", embedding, seed=0)   # (80, T) float32
 
-`text_to_sequence(text)` shows the ids the model sees; `griffin_lim(mel)` makes a mel
-audible without a vocoder.
+`text_to_sequence(text)` shows the ids the model sees; `split_sentences(text)` the groups a
+long text is synthesised in (by the pipeline).
 """
-from .api import PAUSE_FRAMES, Synthesizer, synthesize, trim_trailing
-from .audio import griffin_lim, linearspectrogram, melspectrogram
-from .config import MelConfig, SynthesizerConfig
+from .api import Synthesizer, is_pronounceable, trim_trailing
+from .config import SynthesizerConfig
 from .text import split_sentences, text_to_sequence
 
-__all__ = [
-    "PAUSE_FRAMES", "MelConfig", "Synthesizer", "SynthesizerConfig", "griffin_lim",
-    "linearspectrogram", "melspectrogram", "split_sentences", "synthesize", "text_to_sequence",
-    "trim_trailing",
-]
+__all__ = ["Synthesizer", "SynthesizerConfig", "is_pronounceable", "split_sentences", "text_to_sequence",
+           "trim_trailing"]

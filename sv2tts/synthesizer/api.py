@@ -3,13 +3,11 @@
 Text + speaker embedding -> mel (80, T) float32 on RTVC's scale (the Tacotron postnet output,
 trailing frames below the stop threshold trimmed as RTVC does).
 
-Differences from RTVC, on purpose:
+Each text is synthesised as one utterance; splitting long text into sentences and joining
+the mels is the pipeline's job (sv2tts.pipeline). Differences from RTVC, on purpose:
 - a text's mel does not depend on the other texts of its batch (see inference.py); with
   prenet_dropout=True the dropout masks are still drawn for the whole batch, so only
   dropout-off output is batch-independent;
-- texts longer than `MAX_CHUNK_CHARS` (200) are split into sentences
-  (text.split_sentences), synthesised in batches and joined in order with a pause of
-  `PAUSE_FRAMES` (12 frames = 0.15 s) of silence (mel floor -4.0) between them;
 - the trailing-frame trim keeps at least one frame (RTVC can return an empty mel).
 """
 from __future__ import annotations
@@ -17,38 +15,29 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import check_keys, check_shapes, load_state_dict
-from ..errors import CheckpointError, InputError, TextError
-from . import audio
-from .config import MelConfig, SynthesizerConfig
+from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.errors import CheckpointError, InputError, TextError
+from ..core.runtime import make_generator, resolve_device
+from ..core.dsp import SAMPLE_RATE
+from .config import SynthesizerConfig
 from .inference import FastTacotron
 from .model import Tacotron
-from .text import SYMBOLS, split_sentences, text_to_sequence
+from .text import SYMBOLS, text_to_sequence
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "synthesizer"
-PAUSE_FRAMES = 12  # 0.15 s at 80 frames/s, inserted between the sentences of a long text
-SILENCE = -4.0  # mel floor on RTVC's symmetric scale
-
-
-@dataclass(frozen=True)
-class _Item:
-    text_index: int
-    chunk: str
-    ids: list[int]
 
 
 class Synthesizer:
     """A loaded Tacotron (RTVC synthesizer.pt); reusable and safe to call from several threads."""
 
-    sample_rate: int = MelConfig().sample_rate
+    sample_rate: int = SAMPLE_RATE  # Hz of the audio its mels describe
 
     def __init__(self, model: Tacotron, path: str | os.PathLike | None = None):
         self._model = model.eval()
@@ -62,7 +51,7 @@ class Synthesizer:
 
         Raises CheckpointError for a missing, truncated, unsafe or other model's file.
         """
-        device = _device(device)
+        device = resolve_device(device)
         state = load_state_dict(path, MODEL_NAME)
         try:
             cfg = SynthesizerConfig.from_state_dict(state)
@@ -123,56 +112,45 @@ class Synthesizer:
                 f"lstm_dims={c.lstm_dims}, device={str(self.device)!r})")
 
     text_to_sequence = staticmethod(text_to_sequence)
-    melspectrogram = staticmethod(audio.melspectrogram)
-    griffin_lim = staticmethod(audio.griffin_lim)
 
     # -------------------------------------------------------------------------- synthesis
     def synthesize(self, texts: str | Sequence[str], embeddings, *, seed: int | None = None,
                    prenet_dropout: bool = True, max_frames: int = 2000
                    ) -> np.ndarray | list[np.ndarray]:
-        """Text(s) + speaker embedding(s) -> mel(s) (80, T) float32, RTVC scale.
+        """Text(s) + speaker embedding(s) -> mel(s) (80, T) float32, RTVC scale; one pass per text.
 
-        texts: a str (-> one array) or a list of str (-> a list, same order).
+        texts: a str (-> one array) or a list of str (-> a list, same order), synthesised in
+            batches of ``config.batch_size``.
         embeddings: (256,) for every text, or (n_texts, 256), float, finite.
         seed: seeds the pre-net dropout masks (a private generator); None = random.
         prenet_dropout: RTVC keeps dropout on at inference (natural speech); False makes the
             output deterministic and batch-independent.
-        max_frames: cap on decoded frames per sentence (RTVC's 2000); a sentence reaching it
-            logs a warning naming it.
+        max_frames: cap on decoded frames per text (RTVC's 2000); a text reaching it logs a
+            warning naming it.
         """
         single = isinstance(texts, str)
         text_list = _check_texts(texts)
         spk = _check_embeddings(embeddings, len(text_list), self.config.speaker_embedding_size)
         max_frames = _check_positive_int(max_frames, "max_frames")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise InputError(f"seed: expected None or an int >= 0, got {seed!r}")
-
-        items = _items(text_list)
-        generator = None
-        if prenet_dropout:
-            generator = torch.Generator(device=self.device)
-            if seed is None:
-                generator.seed()
-            else:
-                generator.manual_seed(int(seed))
-
-        mels: list[list[np.ndarray]] = [[] for _ in text_list]
+        generator = make_generator(seed, self.device) if prenet_dropout else None
+        ids = [text_to_sequence(t) for t in text_list]
+        mels: list[np.ndarray] = []
         batch_size = self.config.batch_size
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
-            results = self._engine.generate(
-                [it.ids for it in batch], spk[[it.text_index for it in batch]],
-                max_frames=max_frames, generator=generator)
-            for it, res in zip(batch, results):
+        for start in range(0, len(ids), batch_size):
+            results = self._engine.generate(ids[start:start + batch_size], spk[start:start + batch_size],
+                                            max_frames=max_frames, generator=generator)
+            for i, res in enumerate(results, start):
                 if not res.stopped:
-                    logger.warning("text %d, sentence %r: reached max_frames=%d without its "
-                                   "stop token (the end may be cut or babbled)", it.text_index,
-                                   _short(it.chunk), max_frames)
+                    logger.warning("text %r: reached max_frames=%d without its stop token (the end "
+                                   "may be cut or babbled)", _short(text_list[i]), max_frames)
                 mel = res.mel.detach().to("cpu", torch.float32).numpy()
-                mels[it.text_index].append(trim_trailing(mel, self.config.stop_threshold))
-        joined = [_join(parts) for parts in mels]
-        return joined[0] if single else joined
+                mels.append(trim_trailing(mel, self.config.stop_threshold))
+        return mels[0] if single else mels
+
+
+def is_pronounceable(text: str) -> bool:
+    """True when the cleaned text has at least one letter the model knows."""
+    return any(SYMBOLS[k].isalpha() for k in text_to_sequence(text))
 
 
 def trim_trailing(mel: np.ndarray, threshold: float = SynthesizerConfig.stop_threshold
@@ -185,40 +163,7 @@ def trim_trailing(mel: np.ndarray, threshold: float = SynthesizerConfig.stop_thr
     return np.ascontiguousarray(mel[:, :keep])
 
 
-def synthesize(text: str | Sequence[str], embedding, *,
-               synthesizer: Synthesizer | str | os.PathLike, seed: int | None = None,
-               prenet_dropout: bool = True, max_frames: int = 2000
-               ) -> np.ndarray | list[np.ndarray]:
-    """Stage-level synthesis; `synthesizer` is a loaded Synthesizer or a checkpoint path."""
-    if not isinstance(synthesizer, Synthesizer):
-        if not isinstance(synthesizer, (str, os.PathLike)):
-            raise InputError(f"synthesizer: expected a Synthesizer or a checkpoint path, got "
-                             f"{type(synthesizer).__name__}")
-        synthesizer = Synthesizer.load(synthesizer)
-    return synthesizer.synthesize(text, embedding, seed=seed, prenet_dropout=prenet_dropout,
-                                  max_frames=max_frames)
-
-
 # ------------------------------------------------------------------------------ helpers
-def _items(texts: list[str]) -> list[_Item]:
-    items: list[_Item] = []
-    for i, text in enumerate(texts):
-        chunks = split_sentences(text)
-        kept = 0
-        for chunk in chunks:
-            ids = text_to_sequence(chunk)
-            if not any(SYMBOLS[k].isalpha() for k in ids):
-                logger.warning("text %d: skipped %r: it has no letter to pronounce", i,
-                               _short(chunk))
-                continue
-            items.append(_Item(i, chunk, ids))
-            kept += 1
-        if kept == 0:
-            raise TextError(f"text {i} {_short(text)!r}: nothing to synthesise: none of its "
-                            f"characters is a letter the model knows")
-    return items
-
-
 def _check_texts(texts) -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
@@ -233,6 +178,9 @@ def _check_texts(texts) -> list[str]:
             raise TextError(f"text {i}: expected a str, got {type(t).__name__}")
         if not t.strip():
             raise TextError(f"text {i}: empty or whitespace-only text")
+        if not is_pronounceable(t):
+            raise TextError(f"text {i} {_short(t)!r}: nothing to synthesise: none of its "
+                            f"characters is a letter the model knows")
     return texts
 
 
@@ -264,32 +212,12 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"device: {device!r} is not a torch device ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} requested but CUDA is not available")
-    return dev
-
-
 def _sane(cfg: SynthesizerConfig) -> bool:
     """True when the sizes read off a file can build a model (else check against defaults)."""
     return (min(cfg.num_chars, cfg.embed_dims, cfg.encoder_dims, cfg.decoder_dims,
                 cfg.postnet_dims, cfg.lstm_dims, cfg.n_mels, cfg.max_r, cfg.encoder_K,
                 cfg.postnet_K, cfg.speaker_embedding_size, cfg.lsa_filters, cfg.lsa_kernel) > 0
             and cfg.encoder_dims % 2 == 0 and cfg.postnet_dims % 2 == 0)
-
-
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    if len(parts) == 1:
-        return parts[0]
-    pause = np.full((parts[0].shape[0], PAUSE_FRAMES), SILENCE, dtype=np.float32)
-    out = [parts[0]]
-    for p in parts[1:]:
-        out += [pause, p]
-    return np.concatenate(out, axis=1)
 
 
 def _short(text: str, n: int = 40) -> str:

@@ -1,7 +1,7 @@
 """Frozen configuration of the synthesizer stage: RTVC's hparams (synthesizer/hparams.py).
 
-`SynthesizerConfig` holds the Tacotron sizes and inference settings; `MelConfig` holds the
-signal-processing constants that define the mel format shared with the vocoder.
+`SynthesizerConfig` holds the Tacotron sizes and inference settings. The mel format it
+produces is `core.spectrogram.MelConfig`, shared with the vocoders.
 """
 from __future__ import annotations
 
@@ -10,25 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
-
-
-@dataclass(frozen=True)
-class MelConfig:
-    """RTVC's signal-processing hparams (16 kHz, 80-band magnitude mel, symmetric [-4, 4])."""
-
-    sample_rate: int = 16000
-    n_fft: int = 800
-    hop_size: int = 200  # samples (12.5 ms)
-    win_size: int = 800  # samples (50 ms)
-    num_mels: int = 80
-    fmin: float = 55.0  # Hz
-    fmax: float = 7600.0  # Hz
-    min_level_db: float = -100.0
-    ref_level_db: float = 20.0
-    max_abs_value: float = 4.0
-    preemphasis: float = 0.97
-    power: float = 1.5  # Griffin-Lim magnitude exponent
-    griffin_lim_iters: int = 60
 
 
 @dataclass(frozen=True)

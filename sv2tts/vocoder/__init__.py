@@ -1,59 +1,69 @@
-"""WaveRNN vocoder stage: mel (80, T) on the synthesizer's scale -> 16 kHz waveform.
+"""Vocoder stage: mel (80, T) on the synthesizer's scale -> 16 kHz waveform.
 
-``Vocoder.load(path)`` reads RTVC's ``vocoder.pt`` (weights_only); ``Vocoder.vocode(mel)`` runs
-RTVC's ``infer_waveform``: mel / 4, upsampling, batched (folded) sample-by-sample generation,
-cross-fade, mu-law decoding, de-emphasis, truncation to (T - 1) * 200 samples and the final
-4000-sample fade-out.
+Two vocoders with one interface, ``vocode(mel, *, seed=None, ...) -> (n,) float32``:
+
+* :class:`Vocoder`, RTVC's WaveRNN: ``Vocoder.load(path)`` reads RTVC's ``vocoder.pt``
+  (weights_only); ``vocode`` runs RTVC's ``infer_waveform``: mel / 4, upsampling, batched
+  (folded) sample-by-sample generation, cross-fade, mu-law decoding, de-emphasis, truncation to
+  (T - 1) * 200 samples and the final 4000-sample fade-out. The generation engine for each
+  precision is chosen once, on first use, and logged (engines.py).
+* :class:`GriffinLim`: no checkpoint.
 """
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
-import warnings
 
 import numpy as np
 import torch
 
-from ..checkpoint import check_keys, check_shapes, load_state_dict
-from ..errors import CheckpointError, InputError
+from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.errors import CheckpointError, InputError
+from ..core.runtime import make_generator, progress_bar, resolve_device
+from ..core.spectrogram import validate_mel
 from .config import VocoderConfig
+from .engines import PRECISIONS, select_engine
+from .griffinlim import GriffinLim
 from .model import WaveRNN
 from .postprocess import fold_with_overlap, labels_to_samples, to_waveform
-from .reference import burn_gru_cell_init, generate_reference
+from .reference import burn_gru_cell_init
 
-__all__ = ["Vocoder", "VocoderConfig", "WaveRNN", "vocode", "PRECISIONS"]
+__all__ = ["PRECISIONS", "GriffinLim", "Vocoder", "VocoderConfig", "WaveRNN"]
 
 log = logging.getLogger(__name__)
 
-#: accepted ``precision=`` values. "reference" is RTVC's loop op for op (slow, exact).
-PRECISIONS = ("float32", "bfloat16", "int8", "reference")
 _MODEL_NAME = "vocoder"
-_SCALE_WARN = 2.0  # warn when max |mel| exceeds this many times RTVC's 4.0
 
 
 class Vocoder:
-    """A loaded WaveRNN vocoder. Reusable and safe to call from several threads at once."""
+    """A loaded WaveRNN vocoder. Reusable and safe to call from several threads at once.
 
-    def __init__(self, model: WaveRNN, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+    ``precision`` is the default of :meth:`vocode`: "float32", "bfloat16" / "int8" (faster,
+    approximate) or "reference" (RTVC's loop op for op).
+    """
+
+    name = "wavernn"
+
+    def __init__(self, model: WaveRNN, device: str | torch.device = "cpu", precision: str = "float32") -> None:
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.config: VocoderConfig = model.cfg
+        self.precision = check_precision(precision)
         self._lock = threading.Lock()
-        self._fast: dict[str, object] = {}  # precision -> prepared fast generator (immutable)
+        self._engines: dict[str, object] = {}  # precision -> engine, chosen once
 
-    # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Vocoder":
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+             precision: str = "float32") -> "Vocoder":
         """Load an RTVC ``vocoder.pt`` (``{"model_state": ...}``, weights_only, strict keys).
 
-        device: "cpu", "cuda", a torch.device, or None for CUDA when available else CPU.
+        device: "cpu", "cuda", a torch.device, or None/"auto" for CUDA when available.
         Raises CheckpointError for a missing, truncated or foreign (e.g. synthesizer) file.
         """
-        device = _resolve_device(device)
+        device = resolve_device(device)
         state = load_state_dict(path, _MODEL_NAME)
         expected = WaveRNN().state_dict()
         check_keys(state, _expected_keys(state, expected), path, _MODEL_NAME,
@@ -73,49 +83,49 @@ class Vocoder:
         model.load_state_dict(state, strict=False)
         log.info("loaded vocoder %s (%s parameters) on %s", path,
                  sum(p.numel() for p in model.parameters()), device)
-        return cls(model, device)
+        return cls(model, device, precision)
 
-    # ------------------------------------------------------------------ inference
-    def vocode(self, mel: np.ndarray, *, batched: bool = True, target: int = 8000, overlap: int = 800,
-               seed: int | None = None, precision: str = "float32",
+    def engine(self, precision: str | None = None):
+        """The generation engine of ``precision`` (default: this vocoder's), built once."""
+        precision = self.precision if precision is None else check_precision(precision)
+        with self._lock:
+            engine = self._engines.get(precision)
+            if engine is None:
+                engine = self._engines[precision] = select_engine(self.model, precision, self.device)
+            return engine
+
+    def vocode(self, mel: np.ndarray, *, seed: int | None = None, precision: str | None = None,
+               batched: bool = True, target: int = 8000, overlap: int = 800,
                progress: bool | None = None) -> np.ndarray:
         """Mel (80, T) float, synthesizer scale [-4, 4] -> waveform ((T - 1) * 200,) float32, 16 kHz.
 
-        batched: fold into chunks of target + 2*overlap steps generated in parallel (RTVC's
-        default). seed: int for a reproducible draw (the same random stream as RTVC's
+        seed: int for a reproducible draw (the same random stream as RTVC's
         ``torch.manual_seed(seed)`` before ``infer_waveform``), None for fresh entropy.
-        precision: "float32" (fast loop, default), "bfloat16" / "int8" (faster, approximate),
-        "reference" (RTVC's loop op for op). progress: tqdm bar; None = only on a terminal.
+        precision: None for this vocoder's. batched: fold into chunks of target + 2 * overlap
+        steps generated in parallel (RTVC's default). progress: tqdm bar; None = on a terminal.
         A 1-frame mel gives an empty array ((T - 1) * 200 = 0 samples).
         """
         mel = validate_mel(mel)
-        target, overlap = _check_fold_args(batched, target, overlap)
-        if precision not in PRECISIONS:
-            raise InputError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and self.device.type != "cpu":
-            raise InputError(f"precision='int8' is only available on CPU, not {self.device}")
+        target, overlap = _check_fold_args(target, overlap)
+        engine = self.engine(precision)
         cfg = self.config
-        n_frames = mel.shape[1]
-        wave_len = (n_frames - 1) * cfg.hop_length
+        wave_len = (mel.shape[1] - 1) * cfg.hop_length
         if wave_len == 0:
             return np.zeros(0, dtype=np.float32)
         mels, aux = self.upsample(mel, batched=batched, target=target, overlap=overlap)
-        generator = self._generator(seed)
+        generator = make_generator(seed, self.device)
+        burn_gru_cell_init(self.model, generator)
         seq_len = mels.shape[1]
-        # the fast loops skip steps whose samples are all cut off by the truncation to
+        # the chunked engines skip steps whose samples are all cut off by the truncation to
         # wave_len (possible with a single row only); the output is the same
-        n = seq_len if precision == "reference" or mels.shape[0] > 1 else min(seq_len, wave_len)
-        bar = _progress_bar(progress, n, mels.shape[0])
+        n = seq_len if engine.name == "reference" or mels.shape[0] > 1 else min(seq_len, wave_len)
+        bar = progress_bar(progress, n, f"vocoding ({mels.shape[0]} folds)", unit="step")
         try:
-            update = bar.update if bar is not None else None
-            if precision == "reference":
-                labels = generate_reference(self.model, mels, aux, generator, update)
-            else:
-                labels = self._fast_generator(precision).generate(mels[:, :n], aux[:, :n], generator, update)
-                labels = torch.nn.functional.pad(labels, (0, seq_len - n), value=cfg.n_classes // 2)
+            labels = engine.generate(mels[:, :n], aux[:, :n], generator, bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
+        labels = torch.nn.functional.pad(labels, (0, seq_len - n), value=cfg.n_classes // 2)
         samples = labels_to_samples(labels.cpu().numpy(), cfg.bits)
         wav = to_waveform(samples, batched=batched, target=target, overlap=overlap, wave_len=wave_len,
                           mu_law=cfg.mu_law, bits=cfg.bits,
@@ -140,92 +150,21 @@ class Vocoder:
             aux = torch.from_numpy(fold_with_overlap(aux.cpu().numpy(), target, overlap)).to(self.device)
         return feats.contiguous(), aux.contiguous()
 
-    def _generator(self, seed: int | None) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        if seed is None:
-            g.seed()
-        else:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise InputError(f"seed={seed!r}: expected an int or None")
-            g.manual_seed(int(seed))
-        burn_gru_cell_init(self.model, g)
-        return g
-
-    def _fast_generator(self, precision: str):
-        with self._lock:
-            gen = self._fast.get(precision)
-            if gen is None:
-                from .fast import FastGenerator
-                gen = FastGenerator(self.model, precision, self.device)
-                self._fast[precision] = gen
-            return gen
+    def __repr__(self) -> str:
+        return f"Vocoder(rnn_dims={self.config.rnn_dims}, device={str(self.device)!r}, precision={self.precision!r})"
 
 
-def vocode(mel: np.ndarray, *, vocoder: "Vocoder | str | os.PathLike", batched: bool = True,
-           target: int = 8000, overlap: int = 800, seed: int | None = None, precision: str = "float32",
-           progress: bool | None = None) -> np.ndarray:
-    """Stage-level helper: ``vocoder`` is a loaded :class:`Vocoder` or a checkpoint path."""
-    if isinstance(vocoder, (str, os.PathLike)):
-        vocoder = Vocoder.load(vocoder)
-    if not isinstance(vocoder, Vocoder):
-        raise InputError(f"vocoder={vocoder!r}: expected a Vocoder or a checkpoint path")
-    return vocoder.vocode(mel, batched=batched, target=target, overlap=overlap, seed=seed,
-                          precision=precision, progress=progress)
+def check_precision(precision) -> str:
+    if precision not in PRECISIONS:
+        raise InputError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
 
 
-# ---------------------------------------------------------------------- helpers
-def validate_mel(mel, num_mels: int = 80, max_abs: float = 4.0) -> np.ndarray:
-    """Check a mel and return it as C-contiguous float32 (num_mels, T).
-
-    InputError for a non-array, wrong shape or orientation, non-finite values or no frame;
-    a UserWarning when the values are far outside RTVC's [-max_abs, max_abs] scale.
-    """
-    if isinstance(mel, torch.Tensor):
-        mel = mel.detach().cpu().numpy()
-    try:
-        arr = np.asarray(mel)
-    except Exception:  # noqa: BLE001 - anything that is not array-like
-        raise InputError(f"mel: expected a numpy array of shape ({num_mels}, T), got {type(mel).__name__}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(f"mel: expected a real float array of shape ({num_mels}, T), got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise InputError(f"mel: expected shape ({num_mels}, T) (mel-major), got {arr.ndim}-D shape {arr.shape}")
-    if arr.shape[0] != num_mels:
-        if arr.shape[1] == num_mels:
-            raise InputError(f"mel: got shape {arr.shape}, which looks like (T, {num_mels}); "
-                             f"expected ({num_mels}, T) (mel-major): pass mel.T")
-        raise InputError(f"mel: expected shape ({num_mels}, T), got {arr.shape}")
-    if arr.shape[1] == 0:
-        raise InputError(f"mel: empty (shape {arr.shape}); expected ({num_mels}, T) with T >= 1")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise InputError("mel: contains NaN or inf values")
-    peak = float(np.abs(arr).max())
-    if peak > _SCALE_WARN * max_abs:
-        warnings.warn(f"mel: values reach {peak:.3g}, far outside RTVC's scale [-{max_abs:g}, {max_abs:g}] "
-                      f"(synthesizer output); the audio will be distorted", UserWarning, stacklevel=3)
-    return arr
-
-
-def _check_fold_args(batched: bool, target: int, overlap: int) -> tuple[int, int]:
+def _check_fold_args(target: int, overlap: int) -> tuple[int, int]:
     for name, v, low in (("target", target, 1), ("overlap", overlap, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise InputError(f"{name}={v!r}: expected an int >= {low}")
     return int(target), int(overlap)
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device={device!r}: not a torch device (use 'cpu' or 'cuda')") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={device!r}: CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"device={device!r}: only 'cpu' and 'cuda' are supported")
-    return dev
 
 
 def _expected_keys(state, default_state) -> list[str]:
@@ -241,12 +180,3 @@ def _check_config(cfg: VocoderConfig, path) -> None:
     if scale != cfg.hop_length or cfg.num_mels != 80 or 2 ** cfg.bits < 2 or cfg.res_out_dims % 4:
         raise CheckpointError(f"{path}: unsupported vocoder sizes (upsample {cfg.upsample_factors}, "
                               f"{cfg.num_mels} mels, {2 ** cfg.bits} classes); expected RTVC's layout")
-
-
-def _progress_bar(progress: bool | None, steps: int, folds: int):
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=steps, desc=f"vocoding ({folds} fold{'s' if folds != 1 else ''})",
-                unit="step", leave=False)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..core.dsp import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class VocoderConfig:
@@ -16,7 +18,7 @@ class VocoderConfig:
     (sample rate, hop, pre-emphasis, mel scale) are fixed by the synthesizer's mel format.
     """
 
-    sample_rate: int = 16000  # Hz
+    sample_rate: int = SAMPLE_RATE  # Hz
     hop_length: int = 200  # samples per mel frame
     num_mels: int = 80
     bits: int = 9  # RAW mode: 2**bits classes

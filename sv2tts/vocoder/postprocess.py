@@ -6,7 +6,8 @@ unfolding). Formulas: spec ``vocoder.md`` §3.3-3.5.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
+
+from ..core.dsp import de_emphasis
 
 
 def fold_with_overlap(x: np.ndarray, target: int, overlap: int) -> np.ndarray:
@@ -87,16 +88,6 @@ def decode_mu_law(y: np.ndarray, mu: int, from_labels: bool = True) -> np.ndarra
         y = label_2_float(y, int(np.log2(mu)))
     mu = mu - 1
     return np.sign(y) / mu * ((1 + mu) ** np.abs(y) - 1)
-
-
-def pre_emphasis(x: np.ndarray, k: float = 0.97) -> np.ndarray:
-    """y[n] = x[n] - k*x[n-1] (scipy lfilter, zero initial state)."""
-    return lfilter([1, -k], [1], x)
-
-
-def de_emphasis(x: np.ndarray, k: float = 0.97) -> np.ndarray:
-    """y[n] = x[n] + k*y[n-1] (scipy lfilter, zero initial state)."""
-    return lfilter([1], [1, -k], x)
 
 
 def labels_to_samples(labels: np.ndarray, bits: int) -> np.ndarray:

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from sv2tts.audio import load_audio, resample
+from sv2tts.core.audio import load_audio, resample
+from sv2tts.core.dsp import normalize_volume
 from sv2tts.encoder import preprocess
 from sv2tts.encoder.config import EncoderConfig
 
@@ -15,8 +16,17 @@ def audio_npz(golden):
 
 
 @pytest.fixture(scope="module")
-def utterances(golden):
-    return [f["utt_id"] for f in json.loads((golden / "encoder" / "encoder_index.json").read_text())["files"]]
+def files(golden):
+    files = json.loads((golden / "encoder" / "encoder_index.json").read_text())["files"]
+    assert files
+    return files
+
+
+@pytest.fixture(scope="module")
+def utterances(audio_npz, files):
+    ids = [f["utt_id"] for f in files]
+    assert sorted(ids) == sorted(k.removesuffix("__wav") for k in audio_npz if k.endswith("__wav"))
+    return ids
 
 
 def test_partial_slices_match_every_golden_case(golden):
@@ -39,12 +49,13 @@ def test_partial_slices_spec_examples(n, count, last):
     assert len(wav_slices) == count and (wav_slices[-1].start, wav_slices[-1].stop) == last
 
 
-def test_preprocessed_wav_and_mel_match_rtvc(golden, audio_npz, utterances):
+def test_preprocessed_wav_and_mel_match_rtvc(golden, audio_npz, files, utterances):
     cfg = EncoderConfig()
-    for u in utterances:
-        raw, rate = load_audio(golden / "audio" / f"{u}.flac")
-        assert len(raw) == int(audio_npz[f"{u}__raw_len"]) and rate == 16000
-        wav = preprocess.normalize_volume(raw, cfg.target_dbfs)
+    for f in files:
+        u = f["utt_id"]
+        raw, rate = load_audio(golden / f["file"])
+        assert len(raw) == int(audio_npz[f"{u}__raw_len"]) == f["raw_len"] and rate == 16000
+        wav = normalize_volume(raw, cfg.target_dbfs)
         wav = preprocess.trim_long_silences(wav, cfg)
         expected = audio_npz[f"{u}__wav"]
         assert len(wav) == len(expected), u  # VAD decisions are binary: exact length
@@ -71,28 +82,53 @@ def test_resampling_matches_rtvc_kaiser_best(golden):
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
-def test_normalize_volume_is_increase_only():
-    quiet = (0.001 * np.sin(np.arange(16000) / 10)).astype(np.float32)
-    loud = (0.9 * np.sin(np.arange(16000) / 10)).astype(np.float32)
-    louder = preprocess.normalize_volume(quiet, -30)
-    rms_db = 10 * np.log10(np.mean(louder.astype(np.float64) ** 2))
-    assert abs(rms_db + 30) < 1e-3 and louder.dtype == np.float32
-    assert preprocess.normalize_volume(loud, -30) is loud
-    zeros = np.zeros(100, np.float32)
-    assert not np.isnan(preprocess.normalize_volume(zeros)).any()
+class _LoudVad:
+    """Stand-in for webrtcvad.Vad: a 30 ms window is "speech" when it holds a sample above 0.25."""
+
+    def __init__(self, mode):
+        pass
+
+    def is_speech(self, pcm, sample_rate):
+        return np.frombuffer(pcm, "<i2").max() > 0.25 * 32767
 
 
-def test_vad_mask_rule_matches_spec_example():
-    # Spec example: flags at windows 2-6, 19 and 30-35 of 38 -> after rounding True at 2-5 and
-    # 30-34 -> after dilation True at 0-8 and 27-37. Checked through the same averaging code.
-    flags = np.zeros(38)
-    flags[2:7] = flags[19] = 1
-    flags[30:36] = 1
-    width = 8
-    padded = np.concatenate([np.zeros(3), flags, np.zeros(4)])
-    sums = np.cumsum(np.concatenate([[0.0], padded]))
-    mask = np.round((sums[width:] - sums[:-width]) / width).astype(bool)
-    assert np.flatnonzero(mask).tolist() == [2, 3, 4, 5, 30, 31, 32, 33, 34]
+def _windows(flagged, n=38):
+    """n windows of 480 samples: window i is i/1000 (quiet, distinct) plus 0.5 when flagged."""
+    wav = np.repeat(np.arange(1, n + 1) / 1000, 480).astype(np.float32)
+    for i in flagged:
+        wav[i * 480:(i + 1) * 480] += 0.5
+    return wav
+
+
+def _kept(wav, windows):
+    return np.concatenate([wav[i * 480:(i + 1) * 480] for i in windows])
+
+
+def test_vad_mask_rule_matches_spec_example(monkeypatch):
+    # Spec example: flags at windows 2-6, 19 and 30-35 of 38 -> after the moving average (8
+    # windows) and rounding True at 2-5 and 30-34 -> after dilation True at 0-8 and 27-37.
+    import webrtcvad
+
+    monkeypatch.setattr(webrtcvad, "Vad", _LoudVad)
+    wav = _windows([2, 3, 4, 5, 6, 19, 30, 31, 32, 33, 34, 35])
+    no_dilation = EncoderConfig(vad_max_silence_length=0)
+    np.testing.assert_array_equal(preprocess.trim_long_silences(wav, no_dilation),
+                                  _kept(wav, [2, 3, 4, 5, 30, 31, 32, 33, 34]))
+    tail = np.full(100, 0.5, np.float32)  # not a whole window: dropped
+    np.testing.assert_array_equal(preprocess.trim_long_silences(np.concatenate([wav, tail])),
+                                  _kept(wav, [*range(0, 9), *range(27, 38)]))
+
+
+@pytest.mark.parametrize("run, kept", [(1, 0), (4, 0), (5, 4), (8, 7)])
+def test_vad_needs_more_than_half_of_8_windows(monkeypatch, run, kept):
+    # A window survives when 5 of the 8 around it are flagged: 4 of 8 averages to 0.5, which
+    # rounds to even (0), so a run of 4 voiced windows is dropped; a run of 5 keeps 4 windows.
+    import webrtcvad
+
+    monkeypatch.setattr(webrtcvad, "Vad", _LoudVad)
+    wav = _windows(range(10, 10 + run), n=30)
+    trimmed = preprocess.trim_long_silences(wav, EncoderConfig(vad_max_silence_length=0))
+    assert len(trimmed) == 480 * kept
 
 
 def test_trimming_removes_a_pure_tone_entirely():

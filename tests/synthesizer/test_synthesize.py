@@ -9,8 +9,10 @@ import pytest
 import torch
 
 import sv2tts
-from sv2tts.errors import CheckpointError, InputError, Sv2ttsError, TextError
-from sv2tts.synthesizer import PAUSE_FRAMES, Synthesizer, synthesize, trim_trailing
+from sv2tts.core.errors import CheckpointError, InputError, Sv2ttsError, TextError
+from sv2tts import synthesize
+from sv2tts.pipeline import PAUSE_FRAMES
+from sv2tts.synthesizer import Synthesizer, trim_trailing
 
 TEXTS = ["Hi.", "The quick brown fox jumps over the lazy dog.", "Numbers: 1999 and $3.50!"]
 
@@ -100,11 +102,12 @@ def test_threads_share_one_model(syn, embeds):
 
 
 def test_long_text_in_sentences(syn, embeds, caplog):
+    """The pipeline splits a long text into sentence groups and joins their mels."""
     sentence = "This is sentence number {} of a long text, read by a tiny model. "
     text = "".join(sentence.format(i) for i in range(200))[:10_000]
     assert len(text) == 10_000
     with caplog.at_level(logging.WARNING):
-        mel = syn.synthesize(text, embeds[0], prenet_dropout=False, max_frames=4)
+        mel = synthesize(text, embeds[0], synthesizer=syn, prenet_dropout=False, max_frames=4)
     n_sentences = len(sv2tts.synthesizer.split_sentences(text))
     assert n_sentences > 100
     # every sentence gives <= 4 frames, joined with PAUSE_FRAMES of silence
@@ -122,7 +125,7 @@ def test_max_frames_warning_names_the_text(syn, embeds, caplog):
     assert "A sentence that cannot finish." in caplog.text
 
 
-def test_stage_function_with_path(ckpt, embeds):
+def test_module_function_with_path(ckpt, embeds):
     mel = synthesize("Hello.", embeds[0], synthesizer=ckpt, prenet_dropout=False, max_frames=12)
     assert mel.shape[0] == 80
     with pytest.raises(InputError):

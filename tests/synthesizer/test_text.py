@@ -15,7 +15,9 @@ from sv2tts.synthesizer.text import (SYMBOLS, basic_cleaners, clean_text, collap
 
 @pytest.fixture(scope="module")
 def cases(golden):
-    return json.loads((golden / "text" / "text_cases.json").read_text())
+    cases = json.loads((golden / "text" / "text_cases.json").read_text())
+    assert cases["cases"]
+    return cases
 
 
 def test_symbol_table_is_rtvcs(cases):

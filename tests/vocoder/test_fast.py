@@ -22,7 +22,6 @@ import torch
 from scipy.signal import welch
 
 from sv2tts.vocoder import Vocoder
-from sv2tts.vocoder.fast import FastGenerator
 from sv2tts.vocoder.postprocess import decode_mu_law, labels_to_samples, to_waveform
 from sv2tts.vocoder.reference import generate_reference
 
@@ -52,7 +51,7 @@ def _run(sharp, feats, kind, seed, precision="float32"):
     if kind == "reference":
         labels = generate_reference(sharp.model, mels, aux, g)
     else:
-        labels = FastGenerator(sharp.model, precision).generate(mels, aux, g)
+        labels = sharp.engine(precision).generate(mels, aux, g)
     return decode_mu_law(labels_to_samples(labels.numpy(), 9), 512, from_labels=False)  # (F, L)
 
 
@@ -98,39 +97,3 @@ def test_reduced_precision_stays_close_to_float32(sharp, feats, fast_runs, preci
     mean_f, rms_f = _fold_stats(fast_runs)
     mean_r, rms_r = _fold_stats(runs)
     assert np.all(np.abs(rms_r.mean(0) - rms_f.mean(0)) <= 6 * np.sqrt(rms_f.var(0, ddof=1) * 2 / SEEDS) + 1e-4)
-
-
-@pytest.mark.parametrize("precision", ["int8", "float32", "bfloat16"])
-def test_compiled_loop_equals_the_eager_steps(precision):
-    """The TorchScript loops draw exactly the labels of FastGenerator._step run eagerly."""
-    from sv2tts.vocoder.config import VocoderConfig
-    from sv2tts.vocoder.fast import CHUNK, FastGenerator
-    from sv2tts.vocoder.model import WaveRNN
-
-    torch.manual_seed(0)
-    model = WaveRNN(VocoderConfig(rnn_dims=64, fc_dims=64, compute_dims=16, res_out_dims=16, res_blocks=1)).eval()
-    gen = FastGenerator(model, precision)
-    gen.native = None  # the C loop has its own tests (test_native.py)
-    if gen._compiled() is None:
-        pytest.skip(f"no compiled {precision} loop in this torch build")
-    folds, steps = 3, CHUNK + 40  # two chunks: the state carries across
-    mels = torch.randn(folds, steps, model.cfg.num_mels) * 0.5
-    aux = torch.randn(folds, steps, model.cfg.res_out_dims) * 0.5
-    with torch.inference_mode():
-        labels = gen.generate(mels, aux, torch.Generator().manual_seed(3))
-        rng = torch.Generator().manual_seed(3)
-        h1 = torch.zeros(folds, gen.r)
-        h2 = torch.zeros(folds, gen.r)
-        x = torch.zeros(folds, 1)
-        expected = torch.empty(steps, folds, dtype=torch.long)
-        for start in range(0, steps, CHUNK):
-            stop = min(steps, start + CHUNK)
-            pi, p1, q2, q3, q4 = gen._precompute(mels, aux, start, stop)
-            u = torch.rand(stop - start, folds, 1, generator=rng)
-            for t in range(stop - start):
-                logits, h1, h2 = gen._step(x, h1, h2, pi[t], p1[t], q2[t], q3[t], q4[t], gen.b_fc3)
-                c = torch.cumsum(torch.softmax(logits, dim=1), dim=1)
-                k = torch.searchsorted(c, u[t].mul(c[:, -1:]), right=True).clamp_(max=model.cfg.n_classes - 1)
-                expected[start + t] = k[:, 0]
-                x = gen.lut[k[:, 0]].view(-1, 1)
-    assert torch.equal(labels, expected.t())

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from sv2tts.vocoder import Vocoder
-from sv2tts.vocoder.fast import FastGenerator
+from sv2tts.core.runtime import make_generator
+from sv2tts.vocoder.engines import TorchEngine
 from sv2tts.vocoder.postprocess import labels_to_samples, to_waveform
-from sv2tts.vocoder.reference import generate_reference
+from sv2tts.vocoder.reference import burn_gru_cell_init, generate_reference
 
 PROB_TOL = dict(rtol=1e-4, atol=1e-6)  # probabilities are ~1/512 with these random weights
 
@@ -34,6 +35,13 @@ def _case(iw, vocoder, name):
     mels, aux = vocoder.upsample(iw[f"{name}_mel"], batched=batched)
     labels = iw[f"{name}_sampled_labels"].T.astype(np.int64)  # (F, L)
     return batched, mels, aux, labels
+
+
+def _rtvc_generator(vocoder, seed):
+    """The generator as RTVC's infer_waveform leaves it after torch.manual_seed(seed)."""
+    g = make_generator(seed)
+    burn_gru_cell_init(vocoder.model, g)
+    return g
 
 
 def _prev_samples(labels):
@@ -59,7 +67,7 @@ def test_replay_fast_loop_probe_probs(vocoder, iw, name, n_steps):
     n = n_steps or labels.shape[1]
     steps = iw[f"{name}_probe_steps"]
     keep = steps < n
-    logits = FastGenerator(vocoder.model).replay(mels[:, :n], aux[:, :n], torch.from_numpy(labels[:, :n]))
+    logits = TorchEngine(vocoder.model).replay(mels[:, :n], aux[:, :n], torch.from_numpy(labels[:, :n]))
     got = torch.softmax(logits[steps[keep]], -1).numpy()
     np.testing.assert_allclose(got, iw[f"{name}_probe_probs"][keep], **PROB_TOL)
 
@@ -74,7 +82,7 @@ def test_recorded_labels_postprocess_to_rtvc_wave(vocoder, iw, name):
 
 
 def test_seeded_reference_reproduces_rtvc_unbatched_run(vocoder, iw):
-    """torch.manual_seed(5) + infer_waveform(batched=False) in RTVC == vocode(seed=5) here."""
+    """torch.manual_seed(s) + infer_waveform(batched=False) in RTVC == vocode(seed=s) here."""
     wav = vocoder.vocode(iw["unbatched_mel"], batched=False, seed=int(iw["unbatched_torch_seed"]),
                          precision="reference", progress=False)
     assert wav.dtype == np.float32 and wav.shape == iw["unbatched_wav"].shape
@@ -84,7 +92,7 @@ def test_seeded_reference_reproduces_rtvc_unbatched_run(vocoder, iw):
 def test_seeded_reference_draws_rtvc_batched_labels(vocoder, iw):
     _, mels, aux, labels = _case(iw, vocoder, "batched")
     n = 1000  # a step depends only on earlier inputs: a prefix is an exact check
-    gen = vocoder._generator(int(iw["batched_torch_seed"]))
+    gen = _rtvc_generator(vocoder, int(iw["batched_torch_seed"]))
     got = generate_reference(vocoder.model, mels[:, :n], aux[:, :n], gen)
     np.testing.assert_array_equal(got.numpy(), labels[:, :n])
 
@@ -93,7 +101,7 @@ def test_fast_loop_follows_reference_sample_for_sample(vocoder, iw):
     """Same generator stream, same labels, until float rounding flips an argmax (rare)."""
     _, mels, aux, labels = _case(iw, vocoder, "batched")
     n = 3000
-    got = FastGenerator(vocoder.model, sampling="race").generate(mels[:, :n], aux[:, :n],
-                                                 vocoder._generator(int(iw["batched_torch_seed"])))
+    got = TorchEngine(vocoder.model, sampling="race").generate(mels[:, :n], aux[:, :n],
+                                                 _rtvc_generator(vocoder, int(iw["batched_torch_seed"])))
     same = (got.numpy() == labels[:, :n]).mean()
     assert same >= 0.9, f"only {same:.1%} of the labels equal the reference draws"

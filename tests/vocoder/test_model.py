@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sv2tts.checkpoint import load_state_dict
+from sv2tts.core.checkpoint import load_state_dict
 from sv2tts.vocoder.config import VocoderConfig
 from sv2tts.vocoder.model import WaveRNN
 

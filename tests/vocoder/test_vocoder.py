@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import sv2tts
-from sv2tts.errors import CheckpointError, InputError
-from sv2tts.vocoder import Vocoder, WaveRNN, vocode
+from sv2tts import CheckpointError, GriffinLim, InputError, vocode
+from sv2tts.vocoder import Vocoder, WaveRNN
 
 SMALL = dict(target=400, overlap=50, progress=False)  # short folds: the property does not depend on length
 
@@ -66,12 +66,30 @@ def test_unbatched_and_torch_input(vocoder, mel):
     assert wav.shape == ((mel.shape[1] - 1) * 200,) and wav[-1] == 0.0 and wav[0] != 0.0
 
 
-def test_stage_function_accepts_path_or_vocoder(golden, vocoder, mel):
+def test_module_function_accepts_path_or_vocoder(golden, vocoder, mel):
     a = vocode(mel, vocoder=vocoder, seed=2, **SMALL)
     b = vocode(mel, vocoder=golden / "vocoder" / "vocoder.pt", seed=2, **SMALL)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="vocoder"):
         vocode(mel, vocoder=42, **SMALL)
+
+
+def test_griffin_lim_has_the_vocoder_interface(mel):
+    """Same call as WaveRNN; its seed fixes the initial phases; no WaveRNN option breaks it."""
+    gl = GriffinLim()
+    a = gl.vocode(mel, seed=1, precision="int8", progress=False)
+    assert a.dtype == np.float32 and a.shape == ((mel.shape[1] - 1) * 200,)
+    np.testing.assert_array_equal(a, vocode(mel, vocoder="griffinlim", seed=1))
+    assert not np.array_equal(a, gl.vocode(mel, seed=2))
+
+
+def test_precision_is_chosen_at_load_and_per_call(golden, mel):
+    voc = Vocoder.load(golden / "vocoder" / "vocoder.pt", precision="int8")
+    assert voc.precision == "int8" and voc.engine().precision == "int8"
+    assert voc.engine() is voc.engine("int8")  # built once
+    np.testing.assert_array_equal(voc.vocode(mel, seed=5, **SMALL), voc.vocode(mel, seed=5, precision="int8", **SMALL))
+    with pytest.raises(InputError, match="precision"):
+        Vocoder.load(golden / "vocoder" / "vocoder.pt", precision="fp8")
 
 
 def test_progress_bar(vocoder, mel, capsys):

@@ -1,30 +1,80 @@
-"""The synthesizer's audio maths (RTVC synthesizer/audio.py): mel spectrogram and Griffin-Lim.
+"""RTVC's mel format, shared by the synthesizer (its output) and the vocoders (their input).
 
-Pure numpy functions. Internally float64 as in RTVC (scipy lfilter, complex128 STFT); public
-results are float32. Mels are mel-major (80, T) on RTVC's symmetric scale [-4, 4].
-librosa is called with keyword arguments only and an explicit pad_mode (works on 0.10+).
+Pure numpy: ``MelConfig`` (RTVC's synthesizer hparams for audio), mel and linear spectrograms,
+``validate_mel`` for any mel crossing a public boundary, and Griffin-Lim inversion. Internally
+float64 as in RTVC (scipy lfilter, complex128 STFT); public results are float32. Mels are
+mel-major (80, T) on RTVC's symmetric scale [-4, 4]. librosa is called with keyword arguments
+only and an explicit pad_mode (works on 0.10+).
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import lfilter
 
-from ..errors import InputError
-from .config import MelConfig
+from .dsp import SAMPLE_RATE, de_emphasis, pre_emphasis
+from .errors import InputError
+from .runtime import check_seed
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """RTVC's signal-processing hparams (16 kHz, 80-band magnitude mel, symmetric [-4, 4])."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 800
+    hop_size: int = 200  # samples (12.5 ms)
+    win_size: int = 800  # samples (50 ms)
+    num_mels: int = 80
+    fmin: float = 55.0  # Hz
+    fmax: float = 7600.0  # Hz
+    min_level_db: float = -100.0
+    ref_level_db: float = 20.0
+    max_abs_value: float = 4.0
+    preemphasis: float = 0.97
+    power: float = 1.5  # Griffin-Lim magnitude exponent
+    griffin_lim_iters: int = 60
+
 
 DEFAULT_MEL = MelConfig()
+_SCALE_WARN = 2.0  # warn when max |mel| exceeds this many times max_abs_value
 
 
-def preemphasis(wav: np.ndarray, k: float = DEFAULT_MEL.preemphasis) -> np.ndarray:
-    """y[n] = x[n] - k x[n-1] (float64)."""
-    return lfilter([1.0, -k], [1.0], np.asarray(wav, dtype=np.float64))
+def validate_mel(mel, cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
+    """Check a mel and return it as C-contiguous float32 (num_mels, T).
 
-
-def inv_preemphasis(wav: np.ndarray, k: float = DEFAULT_MEL.preemphasis) -> np.ndarray:
-    """y[n] = x[n] + k y[n-1] (float64), the inverse of `preemphasis`."""
-    return lfilter([1.0], [1.0, -k], np.asarray(wav, dtype=np.float64))
+    InputError for a non-array, wrong shape or orientation, non-finite values or no frame;
+    a UserWarning when the values are far outside RTVC's [-max_abs, max_abs] scale.
+    Accepts anything array-like (a torch tensor on any device too).
+    """
+    num_mels, max_abs = cfg.num_mels, cfg.max_abs_value
+    if hasattr(mel, "detach"):  # a torch tensor
+        mel = mel.detach().cpu().numpy()
+    try:
+        arr = np.asarray(mel)
+    except Exception:  # noqa: BLE001 - anything that is not array-like
+        raise InputError(f"mel: expected a numpy array of shape ({num_mels}, T), got {type(mel).__name__}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"mel: expected a real float array of shape ({num_mels}, T), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InputError(f"mel: expected shape ({num_mels}, T) (mel-major), got {arr.ndim}-D shape {arr.shape}")
+    if arr.shape[0] != num_mels:
+        if arr.shape[1] == num_mels:
+            raise InputError(f"mel: got shape {arr.shape}, which looks like (T, {num_mels}); "
+                             f"expected ({num_mels}, T) (mel-major): pass mel.T")
+        raise InputError(f"mel: expected shape ({num_mels}, T), got {arr.shape}")
+    if arr.shape[1] == 0:
+        raise InputError(f"mel: empty (shape {arr.shape}); expected ({num_mels}, T) with T >= 1")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError("mel: contains NaN or inf values")
+    peak = float(np.abs(arr).max())
+    if peak > _SCALE_WARN * max_abs:
+        warnings.warn(f"mel: values reach {peak:.3g}, far outside RTVC's scale [-{max_abs:g}, {max_abs:g}] "
+                      f"(synthesizer output); the audio will be distorted", UserWarning, stacklevel=3)
+    return arr
 
 
 @lru_cache(maxsize=8)
@@ -92,7 +142,7 @@ def _check_wav(wav: np.ndarray) -> np.ndarray:
 
 def linearspectrogram(wav: np.ndarray, cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
     """wav: (n,) float at 16 kHz -> (n_fft//2+1, 1 + n // hop) float32, RTVC scale."""
-    D = _stft(preemphasis(_check_wav(wav), cfg.preemphasis), cfg)
+    D = _stft(pre_emphasis(_check_wav(wav), cfg.preemphasis), cfg)
     S = _amp_to_db(np.abs(D), cfg)
     return _normalize(S, cfg).astype(np.float32)
 
@@ -103,23 +153,14 @@ def melspectrogram(wav: np.ndarray, cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
     Pre-emphasis 0.97, |STFT| (n_fft 800, hop 200, Hann, zero padding), Slaney mel,
     20 log10(max(1e-5, .)) - 20 dB, symmetric normalisation with clipping.
     """
-    D = _stft(preemphasis(_check_wav(wav), cfg.preemphasis), cfg)
+    D = _stft(pre_emphasis(_check_wav(wav), cfg.preemphasis), cfg)
     S = _amp_to_db(np.dot(mel_basis(cfg), np.abs(D)), cfg)
     return _normalize(S, cfg).astype(np.float32)
 
 
-def _check_mel(mel: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    mel = np.asarray(mel)
-    if mel.ndim != 2 or mel.shape[0] != cfg.num_mels or mel.shape[1] == 0:
-        raise InputError(f"mel: expected shape ({cfg.num_mels}, T) with T > 0, got {mel.shape}")
-    if not np.issubdtype(mel.dtype, np.floating) or not np.isfinite(mel).all():
-        raise InputError("mel: expected finite float values")
-    return mel
-
-
 def mel_to_linear(mel: np.ndarray, cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
     """mel (80, T) RTVC scale -> linear magnitude (401, T) float64 (before the 1.5 power)."""
-    S = _db_to_amp(_denormalize(_check_mel(mel, cfg), cfg) + cfg.ref_level_db)
+    S = _db_to_amp(_denormalize(validate_mel(mel, cfg), cfg) + cfg.ref_level_db)
     return np.maximum(1e-10, np.dot(_inv_mel_basis(cfg), S))
 
 
@@ -132,14 +173,14 @@ def griffin_lim(mel: np.ndarray, *, n_iter: int = DEFAULT_MEL.griffin_lim_iters,
     uses numpy's global one, seeded the same way it gives the same numbers), then
     de-emphasis.
     """
-    if n_iter < 0:
-        raise InputError(f"n_iter must be >= 0, got {n_iter}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+        raise InputError(f"n_iter: expected an int >= 0, got {n_iter!r}")
     S = mel_to_linear(mel, cfg) ** cfg.power
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(check_seed(seed))
     angles = np.exp(2j * np.pi * rng.rand(*S.shape))
     S_complex = np.abs(S).astype(np.complex128)
     y = _istft(S_complex * angles, cfg)
     for _ in range(n_iter):
         angles = np.exp(1j * np.angle(_stft(y, cfg)))
         y = _istft(S_complex * angles, cfg)
-    return inv_preemphasis(y, cfg.preemphasis).astype(np.float32)
+    return de_emphasis(y, cfg.preemphasis).astype(np.float32)

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .dsp import SAMPLE_RATE
 from .errors import AudioError, InputError
-
-SAMPLE_RATE = 16000  # Hz, every stage of SV2TTS
 _BLOCK_FRAMES = 1 << 20  # frames decoded per block (~1 M)
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sv2tts.audio import load_audio, resample, to_base64, to_wav_bytes, write_audio
-from sv2tts.errors import AudioError, InputError
+from sv2tts.core.audio import load_audio, resample, to_base64, to_wav_bytes, write_audio
+from sv2tts.core.errors import AudioError, InputError
 
 RATE = 16000
 
@@ -55,7 +55,7 @@ def test_resampling_on_load_equals_resampling_after(tmp_path, rate):
 def test_streamed_resampling_matches_whole_signal(monkeypatch):
     import librosa
 
-    import sv2tts.audio as audio
+    import sv2tts.core.audio as audio
 
     monkeypatch.setattr(audio, "_BLOCK_FRAMES", 3000)  # many blocks
     x = np.random.default_rng(0).standard_normal(50_001).astype(np.float32) * 0.1
@@ -82,8 +82,8 @@ def test_unusable_files_raise_one_clear_error(tmp_path, make, message):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_truncated_flac(tmp_path, golden):
-    data = (golden / "audio" / "1688-142285-0003.flac").read_bytes()
+def test_truncated_flac(tmp_path, example_clip):
+    data = example_clip.read_bytes()
     path = write_bytes(tmp_path / "cut.flac", data[: len(data) // 2])
     with pytest.raises(AudioError, match="truncated"):
         load_audio(path)

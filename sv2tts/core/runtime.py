@@ -1,0 +1,74 @@
+"""Seeds, devices and progress bars: one function for each, used by every stage.
+
+torch and tqdm are imported inside the functions, so importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .errors import InputError
+
+
+def check_seed(seed) -> int | None:
+    """None, or an int >= 0 (numpy ints too); anything else is an InputError."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: expected None or an int >= 0, got {seed!r}")
+    return int(seed)
+
+
+def make_generator(seed, device="cpu"):
+    """A private torch.Generator on ``device``: seeded with ``seed``, or from fresh entropy."""
+    import torch
+
+    seed = check_seed(seed)
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def resolve_device(device="auto"):
+    """'cpu', 'cuda', 'cuda:N', a torch.device, or 'auto'/None (CUDA when available) -> torch.device.
+
+    InputError for anything else, or for CUDA on a machine without it.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device: {device!r} is not a device (use cpu, cuda or auto)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device: {device!r} is not supported (use cpu, cuda or auto)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+def show_progress(progress: bool | None) -> bool:
+    """progress=None means: only when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def progress_bar(progress: bool | None, total: int | None, desc: str, unit: str = "it", **options):
+    """A tqdm bar on stderr, or None when ``show_progress(progress)`` is False."""
+    if not show_progress(progress):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, **options)
+
+
+def derive_seed(seed: int | None, index: int) -> int | None:
+    """A seed for part ``index`` of a job seeded with ``seed`` (None stays None: fresh entropy)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([check_seed(seed), index]).generate_state(1)[0])

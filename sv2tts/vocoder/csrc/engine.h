@@ -1,0 +1,65 @@
+/* sv2tts WaveRNN generation engine: shared types (see module.c for the Python side).
+ *
+ * One call runs a chunk of steps of the loop in sv2tts/vocoder/engines.py with the same math:
+ * the sample-independent terms pi, p1, q2, q3, q4 come precomputed (float32, time-major
+ * (steps, folds, n)); each step runs GRU 1 (hidden part), GRU 2, fc1-fc3 and inverse-CDF
+ * sampling for every fold. One file per weight precision (f32.c, bf16.c, int8.c) defines the
+ * matrix-vector kernel and includes loop.h; each is compiled for its own instruction set
+ * (function target attributes) and chosen at run time by module.c from the CPU's features.
+ */
+#ifndef SV2TTS_ENGINE_H
+#define SV2TTS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { PREC_F32 = 0, PREC_BF16 = 1, PREC_INT8 = 2, N_PREC = 3 };
+
+/* A weight matrix (N, K) packed in blocks of 16 rows: [Np/16][Kp/G][16][G] elements with
+ * G = 4 / element size (f32: G = 1, bf16: G = 2, int8: G = 4, stored as w + 128); Np and Kp are
+ * N and K padded with zeros to multiples of 16. int8 only: per-row scale and int8 row sums. */
+typedef struct {
+    const void *w;
+    const float *scale;  /* (Np,), 0 on padding rows; NULL for f32 / bf16 */
+    const float *wsum;   /* (Np,); NULL for f32 / bf16 */
+} Mat;
+
+typedef struct {
+    int32_t r, fc, n_cls;      /* GRU width, fc width, classes */
+    int32_t rp, fcp, ncp;      /* each padded up to a multiple of 16 */
+    Mat hh1[3], ih2[3], hh2[3], fc1, fc2, fc3;  /* GRU matrices split per gate (r, z, n) */
+    const float *u1;           /* (3r) W_ih1 @ w_x */
+    const float *w_x;          /* (r) input-layer column of the fed-back sample */
+    const float *b_hh1, *b_hh2;  /* (3r) */
+    const float *b_fc3;        /* (n_cls) */
+    const float *lut;          /* (n_cls) label -> fed-back sample */
+} Net;
+
+typedef struct {
+    const Net *net;
+    int32_t n_folds, n_steps;
+    const float *pi, *p1, *q2, *q3, *q4;  /* (steps, F, r / 3r / 3r / fc / fc) */
+    const float *u;            /* (steps, F) uniforms in [0, 1), or NULL with forced */
+    const int64_t *forced;     /* (steps, F) labels to feed back instead of sampling, or NULL */
+    float *x, *h1, *h2;        /* state in/out: (F), (F, r), (F, r) */
+    int64_t *labels;           /* (steps, F) out */
+    float *logits;             /* (steps, F, n_cls) out, or NULL */
+} Job;
+
+/* Scratch shared by the threads of one call, allocated by module.c. */
+typedef struct {
+    const Job *job;
+    float *h1next, *gh2, *y1, *y2, *logits;
+    char *scratch;             /* per-thread scratch, per_thread bytes each, 64-byte aligned */
+    size_t per_thread;
+} Shared;
+
+/* Per-thread scratch bytes for F folds (the same bound for every precision). */
+size_t engine_scratch_bytes(const Net *m, int folds);
+
+/* Thread tid of T runs its part of every step; called inside one OpenMP parallel region. */
+void engine_run_f32(const Shared *sh, int tid, int T);
+void engine_run_bf16(const Shared *sh, int tid, int T);
+void engine_run_int8(const Shared *sh, int tid, int T);
+
+#endif

@@ -1,0 +1,260 @@
+/* The generation loop, generic over the weight precision. Included once by each of f32.c,
+ * bf16.c and int8.c after they define:
+ *   TARGET            function attribute selecting the instruction set of that file
+ *   ESIZE             bytes per packed weight element (4, 2, 1)
+ *   RUN_NAME          name of the exported entry point (engine.h)
+ *   prepare(v, ldv, n, kp, folds, a)   activations (folds, n) float -> a->q in the kernel's format
+ *   kernel(R, FG, wb, sb, ub, a, f0, out, ldo)   16 R output rows x FG folds (always inline)
+ * Everything here is static: each file gets its own copy compiled for its instruction set.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define MAXR 4  /* row blocks of 16 per kernel call */
+#define MAXF 6  /* folds per kernel call: MAXR * MAXF accumulators + MAXR weights fit 32 registers */
+
+/* Activations prepared for the kernel: (F, kp) values (float, bf16 or int8), zero-padded;
+ * int8 also has per-row scale s, centre c and 128 * sum(q) (v ~ s (q + c)). */
+typedef struct {
+    void *q;
+    float *s, *c;
+    int32_t *sum;
+    int kp;
+} Act;
+
+/* Defined by the including file, after this header. */
+static TARGET void prepare(const float *v, int ldv, int n, int kp, int folds, Act *a);
+static inline __attribute__((always_inline)) TARGET void kernel(
+    const int R, const int FG, const char *const *wb, const float *const *sb, const float *const *ub,
+    const Act *a, int f0, float *out, int ldo);
+
+/* ------------------------------------------------------------------ vector math */
+static inline TARGET __m512 vexp(__m512 x) {
+    /* e^x, |rel err| < 2e-7 on [-87, 87] (clamped): 2^n * poly(x - n ln2) */
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.98412698e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.38888889e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.33333333e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16666667e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666667e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline TARGET __m512 vsigmoid(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, vexp(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+static inline TARGET __m512 vtanh(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 e = vexp(_mm512_mul_ps(x, _mm512_set1_ps(-2.0f)));
+    return _mm512_sub_ps(_mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(one, e)), one);
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* ------------------------------------------------------------------ matrix-vector products */
+#define KCASE(RR, FF) case FF: kernel(RR, FF, wb, sb, ub, a, f0, out, ldo); break;
+#define KSWITCH(RR) switch (FG) { KCASE(RR, 1) KCASE(RR, 2) KCASE(RR, 3) KCASE(RR, 4) KCASE(RR, 5) KCASE(RR, 6) }
+
+static TARGET void matvec(int R, int FG, const char *const *wb, const float *const *sb,
+                          const float *const *ub, const Act *a, int f0, float *out, int ldo) {
+    switch (R) {
+        case 1: KSWITCH(1) break;
+        case 2: KSWITCH(2) break;
+        case 3: KSWITCH(3) break;
+        case 4: KSWITCH(4) break;
+    }
+}
+
+static inline size_t block_bytes(const Act *a) { return (size_t)a->kp * 16 * ESIZE; }
+
+/* Rows [16 b0, 16 b1) of one matrix for all folds -> out (F, ldo) at column 16 b0. */
+static TARGET void matvec_rows(const Mat *m, int b0, int b1, int folds, const Act *a, float *out, int ldo) {
+    for (int b = b0; b < b1; b += MAXR) {
+        int R = b1 - b < MAXR ? b1 - b : MAXR;
+        const char *wb[MAXR];
+        const float *sb[MAXR], *ub[MAXR];
+        for (int i = 0; i < R; i++) {
+            wb[i] = (const char *)m->w + (b + i) * block_bytes(a);
+            sb[i] = m->scale ? m->scale + 16 * (b + i) : NULL;
+            ub[i] = m->wsum ? m->wsum + 16 * (b + i) : NULL;
+        }
+        for (int f = 0; f < folds; f += MAXF)
+            matvec(R, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * ldo + 16 * b, ldo);
+    }
+}
+
+/* The three gates of a GRU matrix for hidden-unit block b -> out (F, 48): r, z, n. */
+static TARGET void matvec_gates(const Mat *g, int b, int folds, const Act *a, float *out) {
+    const char *wb[3];
+    const float *sb[3], *ub[3];
+    for (int i = 0; i < 3; i++) {
+        wb[i] = (const char *)g[i].w + b * block_bytes(a);
+        sb[i] = g[i].scale ? g[i].scale + 16 * b : NULL;
+        ub[i] = g[i].wsum ? g[i].wsum + 16 * b : NULL;
+    }
+    for (int f = 0; f < folds; f += MAXF)
+        matvec(3, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * 48, 48);
+}
+
+/* A dense layer's rows [16 b0, 16 b1) for all folds: out (F, ldo) = W in + add, ReLU if relu.
+ * in: (F, ldin) with n_in values per row; add: (F, ld_add), ld_add = 0 for a shared bias. */
+static TARGET void dense(const Mat *w, const float *in, int ldin, int n_in, int kp, int b0, int b1,
+                         int folds, Act *a, const float *add, int ld_add, int relu, int n_out,
+                         float *out, int ldo) {
+    prepare(in, ldin, n_in, kp, folds, a);
+    matvec_rows(w, b0, b1, folds, a, out, ldo);
+    for (int f = 0; f < folds; f++)
+        for (int b = b0; b < b1; b++) {
+            __mmask16 mk = lanes(n_out - 16 * b);
+            float *o = out + (size_t)f * ldo + 16 * b;
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(o),
+                                     _mm512_maskz_loadu_ps(mk, add + (size_t)f * ld_add + 16 * b));
+            if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+            _mm512_storeu_ps(o, v);
+        }
+}
+
+/* Inverse-CDF draw from softmax(lg[0:n]) with uniform u; lg is overwritten with exp(lg - max). */
+static TARGET int64_t sample(float *lg, int n, float u) {
+    __m512 mx = _mm512_set1_ps(-INFINITY), total = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16)
+        mx = _mm512_mask_max_ps(mx, lanes(n - j), mx, _mm512_loadu_ps(lg + j));
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 mk = lanes(n - j);
+        __m512 e = vexp(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, lg + j), m));
+        _mm512_mask_storeu_ps(lg + j, mk, e);
+        total = _mm512_mask_add_ps(total, mk, total, e);
+    }
+    float target = u * _mm512_reduce_add_ps(total), c = 0.0f;
+    int64_t k;
+    for (k = 0; k < n - 1; k++) {
+        c += lg[k];
+        if (c > target) break;
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------------ the loop */
+static inline size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static inline void split(int n, int tid, int nt, int *lo, int *hi) {
+    *lo = (int)((long)n * tid / nt);
+    *hi = (int)((long)n * (tid + 1) / nt);
+}
+
+TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
+    const Job *jb = sh->job;
+    const Net *m = jb->net;
+    const int F = jb->n_folds, r = m->r, fc = m->fc, nc = m->n_cls;
+    const int rp = m->rp, fcp = m->fcp, ncp = m->ncp;
+    const int kmax = rp > fcp ? rp : fcp;
+    char *mine = sh->scratch + tid * sh->per_thread;
+    void *q = mine;
+    float *x1 = (float *)(mine += up64(4 * (size_t)F * kmax)), *v = (float *)(mine += up64(4 * (size_t)F * rp));
+    float *tmp = (float *)(mine += up64(4 * (size_t)F * rp)), *xs = (float *)(mine += up64(4 * (size_t)F * 48));
+    float *xc = (float *)(mine += up64(4 * (size_t)F));
+    int32_t *xsum = (int32_t *)(mine += up64(4 * (size_t)F));
+    Act act = {q, xs, xc, xsum, 0};
+    int ub0, ub1, f0, f1, c0, c1, o0, o1;
+    split(rp / 16, tid, T, &ub0, &ub1);   /* hidden-unit blocks */
+    split(fcp / 16, tid, T, &c0, &c1);    /* fc row blocks */
+    split(ncp / 16, tid, T, &o0, &o1);    /* output row blocks */
+    split(F, tid, T, &f0, &f1);           /* folds (sampling) */
+    float *h1 = jb->h1, *h1n = sh->h1next, *h2 = jb->h2, *x = jb->x;
+    for (int t = 0; t < jb->n_steps; t++) {
+        const float *pi = jb->pi + (size_t)t * F * r, *p1 = jb->p1 + (size_t)t * F * 3 * r;
+        const float *q2 = jb->q2 + (size_t)t * F * 3 * r, *q3 = jb->q3 + (size_t)t * F * fc;
+        const float *q4 = jb->q4 + (size_t)t * F * fc;
+        /* phase 1: GRU 1 for my hidden units; W_hh2 h2 + b_hh2 for my units */
+        prepare(h1, r, r, rp, F, &act);
+        for (int b = ub0; b < ub1; b++) {
+            const int j = 16 * b;
+            const __mmask16 mk = lanes(r - j);
+            matvec_gates(m->hh1, b, F, &act, tmp);
+            for (int f = 0; f < F; f++) {
+                const float *gh = tmp + 48 * f, *gi = p1 + (size_t)f * 3 * r;
+                const __m512 xf = _mm512_set1_ps(x[f]);
+#define GATE_IN(g) _mm512_add_ps(_mm512_fmadd_ps(xf, _mm512_maskz_loadu_ps(mk, m->u1 + (g) * r + j), \
+                                                 _mm512_maskz_loadu_ps(mk, gi + (g) * r + j)), \
+                                 _mm512_maskz_loadu_ps(mk, m->b_hh1 + (g) * r + j))
+                __m512 rg = vsigmoid(_mm512_add_ps(GATE_IN(0), _mm512_loadu_ps(gh)));
+                __m512 zg = vsigmoid(_mm512_add_ps(GATE_IN(1), _mm512_loadu_ps(gh + 16)));
+                __m512 gn = _mm512_fmadd_ps(xf, _mm512_maskz_loadu_ps(mk, m->u1 + 2 * r + j),
+                                            _mm512_maskz_loadu_ps(mk, gi + 2 * r + j));
+                __m512 hn = _mm512_add_ps(_mm512_loadu_ps(gh + 32), _mm512_maskz_loadu_ps(mk, m->b_hh1 + 2 * r + j));
+                __m512 n = vtanh(_mm512_fmadd_ps(rg, hn, gn));
+#undef GATE_IN
+                __m512 hp = _mm512_maskz_loadu_ps(mk, h1 + (size_t)f * r + j);
+                _mm512_mask_storeu_ps(h1n + (size_t)f * r + j, mk, _mm512_fmadd_ps(zg, _mm512_sub_ps(hp, n), n));
+            }
+        }
+        prepare(h2, r, r, rp, F, &act);
+        for (int b = ub0; b < ub1; b++) {
+            const int j = 16 * b;
+            const __mmask16 mk = lanes(r - j);
+            matvec_gates(m->hh2, b, F, &act, tmp);
+            for (int f = 0; f < F; f++)
+                for (int g = 0; g < 3; g++)
+                    _mm512_mask_storeu_ps(sh->gh2 + (size_t)f * 3 * r + g * r + j, mk,
+                                          _mm512_add_ps(_mm512_loadu_ps(tmp + 48 * f + 16 * g),
+                                                        _mm512_maskz_loadu_ps(mk, m->b_hh2 + g * r + j)));
+        }
+        #pragma omp barrier
+        /* phase 2: x1 = I(...) + h1' (every thread, whole); GRU 2 for my hidden units */
+        for (int f = 0; f < F; f++)
+            for (int j = 0; j < r; j++)
+                x1[(size_t)f * rp + j] = pi[(size_t)f * r + j] + x[f] * m->w_x[j] + h1n[(size_t)f * r + j];
+        prepare(x1, rp, r, rp, F, &act);
+        for (int b = ub0; b < ub1; b++) {
+            const int j = 16 * b;
+            const __mmask16 mk = lanes(r - j);
+            matvec_gates(m->ih2, b, F, &act, tmp);
+            for (int f = 0; f < F; f++) {
+                const float *gi = tmp + 48 * f, *gh = sh->gh2 + (size_t)f * 3 * r, *qq = q2 + (size_t)f * 3 * r;
+#define GATE(g) _mm512_add_ps(_mm512_loadu_ps(gi + 16 * (g)), _mm512_maskz_loadu_ps(mk, qq + (g) * r + j))
+                __m512 rg = vsigmoid(_mm512_add_ps(GATE(0), _mm512_maskz_loadu_ps(mk, gh + j)));
+                __m512 zg = vsigmoid(_mm512_add_ps(GATE(1), _mm512_maskz_loadu_ps(mk, gh + r + j)));
+                __m512 n = vtanh(_mm512_fmadd_ps(rg, _mm512_maskz_loadu_ps(mk, gh + 2 * r + j), GATE(2)));
+#undef GATE
+                float *hp = h2 + (size_t)f * r + j;
+                _mm512_mask_storeu_ps(hp, mk, _mm512_fmadd_ps(zg, _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, hp), n), n));
+            }
+        }
+        #pragma omp barrier
+        /* phase 3: fc1(x1 + h2') for my rows */
+        for (int f = 0; f < F; f++)
+            for (int j = 0; j < r; j++) v[(size_t)f * rp + j] = x1[(size_t)f * rp + j] + h2[(size_t)f * r + j];
+        dense(&m->fc1, v, rp, r, rp, c0, c1, F, &act, q3, fc, 1, fc, sh->y1, fcp);
+        #pragma omp barrier
+        /* phase 4: fc2 for my rows */
+        dense(&m->fc2, sh->y1, fcp, fc, fcp, c0, c1, F, &act, q4, fc, 1, fc, sh->y2, fcp);
+        #pragma omp barrier
+        /* phase 5: fc3 (logits) for my rows */
+        dense(&m->fc3, sh->y2, fcp, fc, fcp, o0, o1, F, &act, m->b_fc3, 0, 0, nc, sh->logits, ncp);
+        #pragma omp barrier
+        /* phase 6: sample my folds (inverse CDF), or feed back the forced labels */
+        for (int f = f0; f < f1; f++) {
+            float *lg = sh->logits + (size_t)f * ncp;
+            if (jb->logits) memcpy(jb->logits + ((size_t)t * F + f) * nc, lg, sizeof(float) * nc);
+            int64_t k = jb->forced ? jb->forced[(size_t)t * F + f] : sample(lg, nc, jb->u[(size_t)t * F + f]);
+            jb->labels[(size_t)t * F + f] = k;
+            x[f] = m->lut[k];
+        }
+        #pragma omp barrier
+        float *swap = h1; h1 = h1n; h1n = swap;
+    }
+    if (tid == 0 && h1 != jb->h1) memcpy(jb->h1, h1, sizeof(float) * F * r);
+}

@@ -1,0 +1,351 @@
+"""WaveRNN generation engines: the loop that draws one sample per step for every fold.
+
+An engine is chosen once per (vocoder, precision) by :func:`select_engine`:
+
+* ``ReferenceEngine`` ("reference"): RTVC's loop op for op (``reference.py``); with the same
+  seed it draws RTVC's very labels. Slow; the tests' oracle.
+* ``NativeEngine`` (float32, bfloat16, int8 on x86-64 CPUs with AVX-512; the C extension
+  ``sv2tts.vocoder._engine`` built at install time, sources in ``csrc/``).
+* ``TorchEngine`` (everywhere else: CUDA, other CPUs, an install without a C compiler, or
+  ``SV2TTS_NATIVE=0``): the same step with public torch ops. It computes what the native engine
+  computes for each precision (bfloat16: weights and layer inputs rounded to bfloat16; int8:
+  weights quantized per row, layer inputs per fold row), in float32 arithmetic.
+
+Both chunked engines share the step's algebra: everything that does not depend on the fed-back
+sample is computed per chunk of ``CHUNK`` steps with large matrix products (the input layer's
+mel/aux part; GRU 1's whole input product through ``W_ih1 W_I``, formed once in float64; the
+aux parts of GRU 2, fc1 and fc2), so each step keeps six matrix-vector products (GRU 1 and 2
+hidden/input, fc1-fc3) plus the gates. Sampling is by inverse CDF with one uniform per fold and
+step (``torch.rand`` per chunk from the caller's generator): the same uniforms in every engine.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+
+from .model import WaveRNN
+from .reference import generate_reference
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256  # steps per precomputed chunk
+PRECISIONS = ("float32", "bfloat16", "int8", "reference")
+_NATIVE_CODE = {"float32": 0, "bfloat16": 1, "int8": 2}
+
+Progress = Callable[[int], None]
+
+
+class ReferenceEngine:
+    """RTVC's generation loop op for op (``precision="reference"``)."""
+
+    name = "reference"
+    precision = "reference"
+
+    def __init__(self, model: WaveRNN) -> None:
+        self.model = model
+
+    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator,
+                 progress: Progress | None = None) -> torch.Tensor:
+        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux)."""
+        return generate_reference(self.model, mels, aux, generator, progress)
+
+
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8 weights: W (N, K) -> (q (N, K) int values as float32 in [-127, 127], scale (N,)).
+
+    Symmetric per output row: scale = max|w| / 127, q = round(w / scale); W ~ q * scale.
+    """
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    return torch.round(w / scale[:, None]).clamp_(-127, 127), scale
+
+
+def quantize_activations(x: torch.Tensor) -> torch.Tensor:
+    """int8 layer inputs, per row asymmetric: x (F, K) -> s (q + c) with q = round(x / s - c).
+
+    s = (max - min) / 254 and c = (max + min) / (2 s) put the row's range on [-127, 127];
+    a constant row is represented exactly (s = 1, q = 0, c = its value).
+    """
+    lo, hi = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+    s = (hi - lo) / 254.0
+    flat = s <= 0
+    s = torch.where(flat, torch.ones_like(s), s)
+    c = torch.where(flat, hi, (hi + lo) / (2.0 * s))
+    q = torch.round(x * (1.0 / s) - c).clamp_(-127, 127)
+    return s * (q + c)
+
+
+class _Chunked:
+    """The loop shared by the torch and native engines: chunk precompute, state, sampling draws."""
+
+    name = ""
+
+    def __init__(self, model: WaveRNN, precision: str, device: torch.device) -> None:
+        self.precision = precision
+        self.device = device
+        self.cfg = cfg = model.cfg
+        r, fc = cfg.rnn_dims, cfg.fc_dims
+        self.nm, self.a, self.r = cfg.num_mels, cfg.aux_dims, r
+        f32 = {"device": device, "dtype": torch.float32}
+        with torch.no_grad():
+            w_i = model.I.weight.detach().to(**f32)  # (r, 1 + mels + aux)
+            self.w_x = w_i[:, 0].contiguous()  # column of the fed-back sample
+            self.w_i_rest = w_i[:, 1:].contiguous()
+            self.b_i = model.I.bias.detach().to(**f32)
+            w_ih1 = model.rnn1.weight_ih_l0.detach().to(**f32)
+            # GRU 1's input product straight from the mel/aux rows (no nonlinearity between I
+            # and GRU 1): W_ih1 (W_I m + b_I) + b_ih1 = (W_ih1 W_I) m + (W_ih1 b_I + b_ih1)
+            w64 = w_ih1.double()
+            self.w_p1 = (w64 @ self.w_i_rest.double()).float()  # (3r, mels + aux)
+            self.b_p1 = (w64 @ self.b_i.double() + model.rnn1.bias_ih_l0.double()).float()
+            self.u1 = (w_ih1 @ self.w_x).contiguous()  # W_ih1 w_x, (3r,)
+            w_ih2 = model.rnn2.weight_ih_l0.detach().to(**f32)
+            self.w_ih2_aux, self.b_ih2 = w_ih2[:, r:].contiguous(), model.rnn2.bias_ih_l0.detach().to(**f32)
+            self.w_fc1_aux = model.fc1.weight.detach().to(**f32)[:, r:].contiguous()
+            self.b_fc1 = model.fc1.bias.detach().to(**f32)
+            self.w_fc2_aux = model.fc2.weight.detach().to(**f32)[:, fc:].contiguous()
+            self.b_fc2 = model.fc2.bias.detach().to(**f32)
+            self.b_hh1 = model.rnn1.bias_hh_l0.detach().to(**f32)
+            self.b_hh2 = model.rnn2.bias_hh_l0.detach().to(**f32)
+            self.b_fc3 = model.fc3.bias.detach().to(**f32)
+            # the six matrices of the step, (N, K) float32
+            self.weights = {"hh1": model.rnn1.weight_hh_l0, "ih2": w_ih2[:, :r], "hh2": model.rnn2.weight_hh_l0,
+                            "fc1": model.fc1.weight[:, :r], "fc2": model.fc2.weight[:, :fc],
+                            "fc3": model.fc3.weight}
+            self.weights = {k: w.detach().to(**f32).contiguous() for k, w in self.weights.items()}
+        # label -> fed-back sample, RTVC's float32 formula 2k / (n - 1) - 1
+        k = torch.arange(cfg.n_classes, dtype=torch.float32)
+        self.lut = (2 * k / (cfg.n_classes - 1.0) - 1.0).to(device)
+
+    def _precompute(self, mels: torch.Tensor, aux: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
+        """Sample-independent terms of steps [start, stop): pi, p1, q2, q3, q4, each (C, F, N)."""
+        c, f = stop - start, mels.shape[0]
+        nm, a = self.nm, self.a
+        # one copy to time-major rows [mel | aux]; every product below reads a view of it
+        rows = torch.cat([mels[:, start:stop].transpose(0, 1), aux[:, start:stop].transpose(0, 1)],
+                         dim=2).view(c * f, -1)
+        pi = torch.addmm(self.b_i, rows[:, :nm + a], self.w_i_rest.t())
+        p1 = torch.addmm(self.b_p1, rows[:, :nm + a], self.w_p1.t())
+        q2 = torch.addmm(self.b_ih2, rows[:, nm + a:nm + 2 * a], self.w_ih2_aux.t())
+        q3 = torch.addmm(self.b_fc1, rows[:, nm + 2 * a:nm + 3 * a], self.w_fc1_aux.t())
+        q4 = torch.addmm(self.b_fc2, rows[:, nm + 3 * a:], self.w_fc2_aux.t())
+        return [t.view(c, f, -1) for t in (pi, p1, q2, q3, q4)]
+
+    def _run(self, state: list[torch.Tensor], pre: list[torch.Tensor], labels: torch.Tensor,
+             u: torch.Tensor | None = None, forced: torch.Tensor | None = None,
+             logits: torch.Tensor | None = None) -> None:
+        """Run one chunk in place on state [x (F, 1), h1 (F, r), h2 (F, r)]: writes labels (C, F),
+        drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if given."""
+        raise NotImplementedError
+
+    def _draw(self, steps: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
+        """The chunk's random numbers: one uniform per step and fold, (C, F, 1)."""
+        return torch.rand(steps, n_folds, 1, device=self.device, generator=generator)
+
+    def _state(self, n_folds: int) -> list[torch.Tensor]:
+        return [torch.zeros(n_folds, 1, device=self.device), torch.zeros(n_folds, self.r, device=self.device),
+                torch.zeros(n_folds, self.r, device=self.device)]
+
+    @torch.inference_mode()
+    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator,
+                 progress: Progress | None = None) -> torch.Tensor:
+        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux)."""
+        n_folds, seq_len, _ = mels.shape
+        state = self._state(n_folds)
+        labels = torch.empty(seq_len, n_folds, dtype=torch.long, device=self.device)
+        for start in range(0, seq_len, CHUNK):
+            stop = min(seq_len, start + CHUNK)
+            u = self._draw(stop - start, n_folds, generator)
+            self._run(state, self._precompute(mels, aux, start, stop), labels[start:stop], u=u)
+            if progress is not None:
+                progress(stop - start)
+        return labels.t()
+
+    @torch.inference_mode()
+    def replay(self, mels: torch.Tensor, aux: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits (L, F, n_classes) with the given labels (F, L) fed back (teacher forcing)."""
+        n_folds, seq_len, _ = mels.shape
+        state = self._state(n_folds)
+        out = torch.empty(seq_len, n_folds, self.cfg.n_classes, device=self.device)
+        for start in range(0, seq_len, CHUNK):
+            stop = min(seq_len, start + CHUNK)
+            forced = labels[:, start:stop].t().contiguous().to(self.device)
+            self._run(state, self._precompute(mels, aux, start, stop), torch.empty_like(forced),
+                      forced=forced, logits=out[start:stop])
+        return out
+
+
+class TorchEngine(_Chunked):
+    """The step with public torch ops (any device). ``sampling="race"`` instead draws
+    ``torch.multinomial``'s own way (argmax of logits - log q, q ~ Exp(1), the very numbers it
+    draws), so a seeded run follows the reference loop sample for sample (tests; slower)."""
+
+    name = "torch"
+
+    def __init__(self, model: WaveRNN, precision: str = "float32", device: torch.device | str = "cpu",
+                 sampling: str = "cdf") -> None:
+        if sampling not in ("cdf", "race"):
+            raise ValueError(f"sampling={sampling!r}")
+        super().__init__(model, precision, torch.device(device))
+        self.sampling = sampling
+        self.wt = {}  # (K, N): the weights as this precision sees them, transposed
+        for name, w in self.weights.items():
+            if precision == "int8":
+                q, scale = quantize_rows(w)
+                w = q * scale[:, None]
+            elif precision == "bfloat16":
+                w = w.to(torch.bfloat16).float()
+            self.wt[name] = w.t().contiguous()
+
+    def _linear(self, name: str, x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+        """add + x @ W.T with the layer input rounded as the precision does."""
+        if self.precision == "int8":
+            x = quantize_activations(x)
+        elif self.precision == "bfloat16":
+            x = x.to(torch.bfloat16).float()
+        return torch.addmm(add, x, self.wt[name])
+
+    def _step(self, x, h1, h2, pi, p1, q2, q3, q4, add3):
+        """x (F, 1) previous sample; h1, h2 (F, r); one step's rows (F, .) -> (fc3 out + add3, h1, h2)."""
+        r = self.r
+        gi = torch.addcmul(p1, x, self.u1)
+        gh = self._linear("hh1", h1, self.b_hh1)
+        rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
+        n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
+        h1 = torch.lerp(n, h1, rz[:, r:])
+        x1 = torch.addcmul(pi, x, self.w_x).add_(h1)
+        gi = self._linear("ih2", x1, q2)
+        gh = self._linear("hh2", h2, self.b_hh2)
+        rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
+        n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
+        h2 = torch.lerp(n, h2, rz[:, r:])
+        y = torch.relu_(self._linear("fc1", x1.add_(h2), q3))
+        y = torch.relu_(self._linear("fc2", y, q4))
+        return self._linear("fc3", y, add3), h1, h2
+
+    def _draw(self, steps: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
+        if self.sampling == "cdf":
+            return super()._draw(steps, n_folds, generator)
+        # torch.multinomial(p, 1)'s own draw: argmax(p / q) = argmax(logits - log q), q ~ Exp(1)
+        noise = torch.empty(steps, n_folds, self.cfg.n_classes, device=self.device)
+        return noise.exponential_(generator=generator).log_().neg_()
+
+    def _run(self, state, pre, labels, u=None, forced=None, logits=None):
+        x, h1, h2 = state
+        pi, p1, q2, q3, q4 = pre
+        n_cls = self.cfg.n_classes
+        race = forced is None and self.sampling == "race"
+        for t in range(pi.shape[0]):
+            out, h1, h2 = self._step(x, h1, h2, pi[t], p1[t], q2[t], q3[t], q4[t],
+                                     self.b_fc3 + u[t] if race else self.b_fc3)
+            if logits is not None:
+                logits[t] = out
+            if forced is not None:
+                k = forced[t]
+            elif race:
+                k = torch.argmax(out, dim=1)
+            else:
+                c = torch.cumsum(torch.softmax(out, dim=1), dim=1)
+                k = torch.searchsorted(c, u[t].mul(c[:, -1:]), right=True).clamp_(max=n_cls - 1)[:, 0]
+            labels[t] = k
+            x = self.lut[k].view(-1, 1)
+        state[:] = [x, h1, h2]
+
+
+def _pad16(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def pack_weights(weight: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                    torch.Tensor | None]:
+    """A matrix W (N, K) for the native engine -> (packed, scale (Np,), row sums (Np,)).
+
+    Rows and columns are padded with zeros to multiples of 16 (Np, Kp) and laid out in blocks
+    of 16 rows, [Np/16][Kp/G][16][G] with G elements per 32 bits: float32 (G = 1), bfloat16
+    (G = 2, rounded to nearest even) or int8 (G = 4, stored as q + 128, with the per-row scale
+    and the rows' sums of q). scale and row sums are None except for int8.
+    """
+    w = weight.detach().float().cpu()
+    n, k = w.shape
+    np_, kp = _pad16(n), _pad16(k)
+    scale = wsum = None
+    if precision == "int8":
+        q, s = quantize_rows(w)
+        w = torch.zeros(np_, kp, dtype=torch.int16)
+        w[:n, :k] = q.to(torch.int16)
+        scale = torch.zeros(np_)
+        scale[:n] = s
+        wsum = w.sum(dim=1).float()
+        w, group = (w + 128).to(torch.uint8), 4
+    else:
+        padded = torch.zeros(np_, kp)
+        padded[:n, :k] = w
+        w, group = (padded, 1) if precision == "float32" else (padded.to(torch.bfloat16).view(torch.int16), 2)
+    blocks = w.reshape(np_ // 16, 16, kp // group, group).permute(0, 2, 1, 3).contiguous()
+    return blocks, scale, wsum
+
+
+class NativeEngine(_Chunked):
+    """The step in C (``sv2tts.vocoder._engine``), on torch's CPU threads."""
+
+    name = "native"
+
+    def __init__(self, model: WaveRNN, precision: str, engine_module) -> None:
+        super().__init__(model, precision, torch.device("cpu"))
+        self._lib = engine_module
+        self._code = _NATIVE_CODE[precision]
+        cfg = self.cfg
+        self._dims = (cfg.rnn_dims, cfg.fc_dims, cfg.n_classes)
+        r = cfg.rnn_dims
+        mats = []
+        for name in ("hh1", "ih2", "hh2"):  # GRU matrices split per gate (r, z, n)
+            mats += [pack_weights(g, precision) for g in self.weights[name].split(r, dim=0)]
+        mats += [pack_weights(self.weights[name], precision) for name in ("fc1", "fc2", "fc3")]
+        self._mats = tuple(tuple(_array(t) for t in m) for m in mats)
+        self._vecs = tuple(_array(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut))
+
+    def _run(self, state, pre, labels, u=None, forced=None, logits=None):
+        self._lib.run(self._code, self._dims, self._mats, self._vecs, tuple(_array(p) for p in pre),
+                      _array(u), _array(forced), *(_array(s) for s in state), _array(labels),
+                      _array(logits), torch.get_num_threads())
+
+
+def _array(t: torch.Tensor | None):
+    """A CPU tensor's memory as a numpy array (no copy), for the C engine; None stays None."""
+    if t is None:
+        return None
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return t.numpy()
+
+
+def _native_module():
+    """The C engine module, or None with the reason (disabled, not built, not importable)."""
+    if os.environ.get("SV2TTS_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None, "disabled by SV2TTS_NATIVE"
+    try:
+        from . import _engine
+    except ImportError as e:
+        return None, f"the C extension is not installed ({e})"
+    return _engine, ""
+
+
+def select_engine(model: WaveRNN, precision: str, device: torch.device):
+    """The engine that runs ``precision`` fastest here; the choice and its reason are logged."""
+    if precision == "reference":
+        engine, why = ReferenceEngine(model), "RTVC's loop op for op"
+    elif device.type != "cpu":
+        engine, why = TorchEngine(model, precision, device), f"on {device}"
+    else:
+        lib, why = _native_module()
+        if lib is not None and not lib.supports(_NATIVE_CODE[precision]):
+            lib, why = None, f"this CPU lacks the instructions of the {precision} kernel"
+        if lib is not None:
+            engine, why = NativeEngine(model, precision, lib), "C extension"
+        else:
+            engine = TorchEngine(model, precision, device)
+    log.info("vocoder %s: %s engine (%s)", precision, engine.name, why)
+    return engine

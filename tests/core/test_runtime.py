@@ -1,0 +1,40 @@
+"""core.runtime: one rule for seeds, devices and progress."""
+import pytest
+import torch
+
+from sv2tts.core.errors import InputError
+from sv2tts.core.runtime import check_seed, derive_seed, make_generator, progress_bar, resolve_device
+
+
+def test_device_validation():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device(None) == resolve_device("auto")
+    for bad in ("tpu", "mps", 3):
+        with pytest.raises(InputError, match="device"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_seeds():
+    assert check_seed(None) is None and check_seed(7) == 7
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(InputError, match="seed"):
+            check_seed(bad)
+    a = torch.rand(3, generator=make_generator(5))
+    torch.manual_seed(5)
+    assert torch.equal(a, torch.rand(3))  # the same stream as torch.manual_seed
+    assert not torch.equal(torch.rand(3, generator=make_generator(None)), torch.rand(3, generator=make_generator(None)))
+    assert derive_seed(None, 0) is None
+    assert derive_seed(3, 0) == derive_seed(3, 0) != derive_seed(3, 1) != derive_seed(4, 1)
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
+    assert progress_bar(False, 10, "x") is None
+    assert progress_bar(None, 10, "x") is None  # stderr is not a terminal under pytest
+    bar = progress_bar(True, 10, "working")
+    bar.update(10)
+    bar.close()
+    assert "working" in capsys.readouterr().err
