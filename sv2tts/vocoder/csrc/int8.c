@@ -12,23 +12,30 @@ static TARGET void prepare(const float *v, int ldv, int n, int kp, int folds, Ac
     for (int f = 0; f < folds; f++) {
         const float *row = v + (size_t)f * ldv;
         int8_t *qr = (int8_t *)a->q + (size_t)f * kp;
-        float lo = row[0], hi = row[0];
-        for (int k = 1; k < n; k++) { lo = fminf(lo, row[k]); hi = fmaxf(hi, row[k]); }
-        float s = (hi - lo) / 254.0f, c;
-        if (s > 0.0f) c = (hi + lo) / (2.0f * s);
-        else { s = 1.0f; c = hi; }  /* a constant row: v = s * (0 + c) exactly */
-        float inv = 1.0f / s;
-        int32_t acc = 0;
-        for (int k = 0; k < n; k++) {
-            int32_t qk = (int32_t)nearbyintf(row[k] * inv - c);
-            qk = qk > 127 ? 127 : (qk < -127 ? -127 : qk);
-            qr[k] = (int8_t)qk;
-            acc += qk;
+        __m512 lo = _mm512_set1_ps(row[0]), hi = lo;
+        for (int k = 0; k < n; k += 16) {
+            __m512 x = _mm512_mask_loadu_ps(lo, lanes(n - k), row + k);  /* past n: row[0] again */
+            lo = _mm512_min_ps(lo, x);
+            hi = _mm512_max_ps(hi, x);
         }
-        for (int k = n; k < kp; k++) qr[k] = 0;
+        float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+        float s = (h - l) / 254.0f, c;
+        if (s > 0.0f) c = (h + l) / (2.0f * s);
+        else { s = 1.0f; c = h; }  /* a constant row: v = s * (0 + c) exactly */
+        const __m512 inv = _mm512_set1_ps(1.0f / s), mc = _mm512_set1_ps(-c);
+        const __m512i q_max = _mm512_set1_epi32(127), q_min = _mm512_set1_epi32(-127);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < kp; k += 16) {
+            __mmask16 mk = lanes(n - k);
+            /* round(x / s - c) to nearest even (the default rounding mode), clamped to +-127 */
+            __m512i q = _mm512_cvtps_epi32(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, row + k), inv, mc));
+            q = _mm512_maskz_mov_epi32(mk, _mm512_max_epi32(_mm512_min_epi32(q, q_max), q_min));
+            acc = _mm512_add_epi32(acc, q);
+            _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtepi32_epi8(q));
+        }
         a->s[f] = s;
         a->c[f] = c;
-        a->sum[f] = 128 * acc;
+        a->sum[f] = 128 * _mm512_reduce_add_epi32(acc);
     }
 }
 
