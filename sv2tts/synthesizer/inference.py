@@ -12,8 +12,8 @@ only dropout-off output is batch-independent.
 
 Speed: the small weights the decoder reads at each step are laid out once for row-vector
 products (`x @ W_t`, W_t contiguous (in, out)); the LSTM input and recurrent matrices are
-fused into one (4 * lstm, 2 * lstm) matrix per cell, run by oneDNN's linear kernel where
-available (the module's parameters become views of it, so no memory is duplicated); only the r mel columns of `mel_proj` that are kept are
+fused into one (4 * lstm, 2 * lstm) matrix per cell, run by the C extension's float32 kernel
+where it runs (core.native), else by ``addmm``; only the r mel columns of `mel_proj` that are kept are
 computed, the stop projection rides along with the mel projection, and the location conv and
 its linear layer are folded into one conv. These change float rounding only (~1e-7).
 """
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.native import Linear
 from .model import Tacotron, dropout
 
 
@@ -38,59 +39,30 @@ class Generated:
 
 
 def _fuse_lstm_cell(cell: torch.nn.LSTMCell) -> "_BigLinear":
-    """One matrix for an LSTMCell's input and recurrent products: gates = [x, h] @ W^T + b.
-
-    The cell's weight_ih / weight_hh become views of the fused matrix (no second copy).
-    """
+    """One matrix for an LSTMCell's input and recurrent products: gates = [x, h] @ W^T + b."""
     w_ih, w_hh = cell.weight_ih.detach(), cell.weight_hh.detach()
-    fused = _BigLinear(torch.cat([w_ih, w_hh], dim=1),
-                       cell.bias_ih.detach() + cell.bias_hh.detach())
-    n_in = w_ih.shape[1]
-    cell.weight_ih.data = fused.weight_view[:, :n_in]
-    cell.weight_hh.data = fused.weight_view[:, n_in:]
+    fused = _BigLinear(torch.cat([w_ih, w_hh], dim=1), cell.bias_ih.detach() + cell.bias_hh.detach())
+    if fused.weight is not None:  # the cell's weights become views of the fused matrix: no second copy
+        n_in = w_ih.shape[1]
+        cell.weight_ih.data = fused.weight.t()[:, :n_in]
+        cell.weight_hh.data = fused.weight.t()[:, n_in:]
     return fused
 
 
 class _BigLinear:
-    """y = x @ W^T + b for a large W read once per decoder step (memory-bound).
-
-    Uses oneDNN's linear kernel where this torch build has it (much faster than MKL's small-M
-    GEMM on some CPUs, e.g. AMD), else `addmm` with W^T stored contiguous (in, out).
-    """
+    """y = x @ W^T + b for a large W read once per decoder step (memory-bound at small batch):
+    the C extension's float32 kernel where it runs (core.native.Linear), else ``addmm`` with
+    W^T stored contiguous (in, out)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        self.native = Linear.create(weight, bias)
         self.bias = bias.contiguous()
-        self.onednn = weight.device.type == "cpu" and _onednn_linear_ok()
-        if self.onednn:
-            self.weight = weight.contiguous()  # (out, in)
-            self.weight_view = self.weight
-        else:
-            self.weight = weight.t().contiguous()  # (in, out)
-            self.weight_view = self.weight.t()
+        self.weight = None if self.native is not None else weight.t().contiguous()  # (in, out)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.onednn:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        if self.native is not None:
+            return self.native(x)
         return torch.addmm(self.bias, x, self.weight)
-
-
-_ONEDNN_OK: bool | None = None
-
-
-def _onednn_linear_ok() -> bool:
-    """True when torch.ops.mkldnn._linear_pointwise exists and agrees with addmm here."""
-    global _ONEDNN_OK
-    if _ONEDNN_OK is None:
-        try:
-            g = torch.Generator().manual_seed(0)
-            w = torch.randn(64, 48, generator=g)
-            b = torch.randn(64, generator=g)
-            x = torch.randn(3, 48, generator=g)
-            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-            _ONEDNN_OK = bool(torch.allclose(y, torch.addmm(b, x, w.t()), rtol=1e-4, atol=1e-4))
-        except (AttributeError, RuntimeError, TypeError, NotImplementedError):
-            _ONEDNN_OK = False
-    return _ONEDNN_OK
 
 
 class FastTacotron:

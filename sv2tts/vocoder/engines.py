@@ -5,7 +5,7 @@ An engine is chosen once per (vocoder, precision) by :func:`select_engine`:
 * ``ReferenceEngine`` ("reference"): RTVC's loop op for op (``reference.py``); with the same
   seed it draws RTVC's very labels. Slow; the tests' oracle.
 * ``NativeEngine`` (float32, bfloat16, int8 on x86-64 CPUs with AVX-512; the C extension
-  ``sv2tts.vocoder._engine`` built at install time, sources in ``csrc/``).
+  ``sv2tts._native`` built at install time, sources in ``sv2tts/csrc/``, see core/native.py).
 * ``TorchEngine`` (everywhere else: CUDA, other CPUs, an install without a C compiler, or
   ``SV2TTS_NATIVE=0``): the same step with public torch ops. It computes what the native engine
   computes for each precision (bfloat16: weights and layer inputs rounded to bfloat16; int8:
@@ -21,10 +21,11 @@ step (``torch.rand`` per chunk from the caller's generator): the same uniforms i
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 import torch
+
+from ..core.native import PRECISION_CODES, as_buffer, native_module, pack_weights, quantize_rows
 
 from .model import WaveRNN
 from .reference import generate_reference
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256  # steps per precomputed chunk
 PRECISIONS = ("float32", "bfloat16", "int8", "reference")
-_NATIVE_CODE = {"float32": 0, "bfloat16": 1, "int8": 2}
 
 Progress = Callable[[int], None]
 
@@ -51,16 +51,6 @@ class ReferenceEngine:
                  progress: Progress | None = None) -> torch.Tensor:
         """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux)."""
         return generate_reference(self.model, mels, aux, generator, progress)
-
-
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """int8 weights: W (N, K) -> (q (N, K) int values as float32 in [-127, 127], scale (N,)).
-
-    Symmetric per output row: scale = max|w| / 127, q = round(w / scale); W ~ q * scale.
-    """
-    w = weight.detach().float()
-    scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-    return torch.round(w / scale[:, None]).clamp_(-127, 127), scale
 
 
 def quantize_activations(x: torch.Tensor) -> torch.Tensor:
@@ -255,48 +245,15 @@ class TorchEngine(_Chunked):
         state[:] = [x, h1, h2]
 
 
-def _pad16(n: int) -> int:
-    return -(-n // 16) * 16
-
-
-def pack_weights(weight: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                    torch.Tensor | None]:
-    """A matrix W (N, K) for the native engine -> (packed, scale (Np,), row sums (Np,)).
-
-    Rows and columns are padded with zeros to multiples of 16 (Np, Kp) and laid out in blocks
-    of 16 rows, [Np/16][Kp/G][16][G] with G elements per 32 bits: float32 (G = 1), bfloat16
-    (G = 2, rounded to nearest even) or int8 (G = 4, stored as q + 128, with the per-row scale
-    and the rows' sums of q). scale and row sums are None except for int8.
-    """
-    w = weight.detach().float().cpu()
-    n, k = w.shape
-    np_, kp = _pad16(n), _pad16(k)
-    scale = wsum = None
-    if precision == "int8":
-        q, s = quantize_rows(w)
-        w = torch.zeros(np_, kp, dtype=torch.int16)
-        w[:n, :k] = q.to(torch.int16)
-        scale = torch.zeros(np_)
-        scale[:n] = s
-        wsum = w.sum(dim=1).float()
-        w, group = (w + 128).to(torch.uint8), 4
-    else:
-        padded = torch.zeros(np_, kp)
-        padded[:n, :k] = w
-        w, group = (padded, 1) if precision == "float32" else (padded.to(torch.bfloat16).view(torch.int16), 2)
-    blocks = w.reshape(np_ // 16, 16, kp // group, group).permute(0, 2, 1, 3).contiguous()
-    return blocks, scale, wsum
-
-
 class NativeEngine(_Chunked):
-    """The step in C (``sv2tts.vocoder._engine``), on torch's CPU threads."""
+    """The step in C (``sv2tts._native``), on torch's CPU threads."""
 
     name = "native"
 
-    def __init__(self, model: WaveRNN, precision: str, engine_module) -> None:
+    def __init__(self, model: WaveRNN, precision: str, lib) -> None:
         super().__init__(model, precision, torch.device("cpu"))
-        self._lib = engine_module
-        self._code = _NATIVE_CODE[precision]
+        self._lib = lib
+        self._code = PRECISION_CODES[precision]
         cfg = self.cfg
         self._dims = (cfg.rnn_dims, cfg.fc_dims, cfg.n_classes)
         r = cfg.rnn_dims
@@ -304,33 +261,14 @@ class NativeEngine(_Chunked):
         for name in ("hh1", "ih2", "hh2"):  # GRU matrices split per gate (r, z, n)
             mats += [pack_weights(g, precision) for g in self.weights[name].split(r, dim=0)]
         mats += [pack_weights(self.weights[name], precision) for name in ("fc1", "fc2", "fc3")]
-        self._mats = tuple(tuple(_array(t) for t in m) for m in mats)
-        self._vecs = tuple(_array(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut))
+        self._mats = tuple(tuple(as_buffer(t) for t in m) for m in mats)
+        self._vecs = tuple(as_buffer(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut))
+        del self.weights  # packed above; the float copies are not needed
 
     def _run(self, state, pre, labels, u=None, forced=None, logits=None):
-        self._lib.run(self._code, self._dims, self._mats, self._vecs, tuple(_array(p) for p in pre),
-                      _array(u), _array(forced), *(_array(s) for s in state), _array(labels),
-                      _array(logits), torch.get_num_threads())
-
-
-def _array(t: torch.Tensor | None):
-    """A CPU tensor's memory as a numpy array (no copy), for the C engine; None stays None."""
-    if t is None:
-        return None
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-    return t.numpy()
-
-
-def _native_module():
-    """The C engine module, or None with the reason (disabled, not built, not importable)."""
-    if os.environ.get("SV2TTS_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, "disabled by SV2TTS_NATIVE"
-    try:
-        from . import _engine
-    except ImportError as e:
-        return None, f"the C extension is not installed ({e})"
-    return _engine, ""
+        self._lib.run(self._code, self._dims, self._mats, self._vecs, tuple(as_buffer(p) for p in pre),
+                      as_buffer(u), as_buffer(forced), *(as_buffer(s) for s in state), as_buffer(labels),
+                      as_buffer(logits), torch.get_num_threads())
 
 
 def select_engine(model: WaveRNN, precision: str, device: torch.device):
@@ -340,9 +278,7 @@ def select_engine(model: WaveRNN, precision: str, device: torch.device):
     elif device.type != "cpu":
         engine, why = TorchEngine(model, precision, device), f"on {device}"
     else:
-        lib, why = _native_module()
-        if lib is not None and not lib.supports(_NATIVE_CODE[precision]):
-            lib, why = None, f"this CPU lacks the instructions of the {precision} kernel"
+        lib, why = native_module(precision)
         if lib is not None:
             engine, why = NativeEngine(model, precision, lib), "C extension"
         else:

@@ -1,7 +1,8 @@
-/* sv2tts.vocoder._engine: the WaveRNN generation loop in C, as a Python extension module.
+/* sv2tts._native: the WaveRNN generation loop and a small-batch product, a Python extension.
  *
  *   supports(precision) -> bool        this CPU has the instructions of that precision's kernel
  *   run(precision, dims, mats, vecs, pre, u, forced, x, h1, h2, labels, logits, n_threads)
+ *   linear((n_out, n_in), weights, bias, x, y, n_threads)   float32 y = x W^T + b
  *
  * precision: 0 float32, 1 bfloat16, 2 int8 (engine.h). Every array argument is a C-contiguous
  * buffer (numpy array) whose size is checked against dims = (r, fc, n_cls); see run's docstring.
@@ -201,6 +202,51 @@ done:
     Py_RETURN_NONE;
 }
 
+static PyObject *py_linear(PyObject *self, PyObject *args) {
+    (void)self;
+    int n_out, n_in, n_threads;
+    PyObject *w_obj, *b_obj, *x_obj, *y_obj;
+    if (!PyArg_ParseTuple(args, "(ii)OOOOi", &n_out, &n_in, &w_obj, &b_obj, &x_obj, &y_obj, &n_threads))
+        return NULL;
+    if (!cpu_supports(PREC_F32)) return PyErr_Format(PyExc_RuntimeError, "float32 kernel not supported here");
+    if (n_out < 1 || n_in < 1) return PyErr_Format(PyExc_ValueError, "bad dims");
+    int np = pad16(n_out), kp = pad16(n_in);
+    Views vs = {.n = 0};
+    Mat m = {NULL, NULL, NULL};
+    void *w, *bias, *y;
+    Py_buffer *xv;
+    int ok = 0;
+    if (borrow(&vs, w_obj, (Py_ssize_t)np * kp * 4, 0, 0, "weights", &w) < 0 ||
+        borrow(&vs, b_obj, 4 * (Py_ssize_t)np, 0, 0, "bias", &bias) < 0 || view(&vs, x_obj, 0, &xv) < 0)
+        goto done;
+    Py_ssize_t M = xv->len / (4 * (Py_ssize_t)n_in);
+    if (M < 1 || M * 4 * n_in != xv->len) {
+        PyErr_SetString(PyExc_ValueError, "x: expected (M, n_in) float32");
+        goto done;
+    }
+    if (borrow(&vs, y_obj, 4 * M * np, 1, 0, "y", &y) < 0) goto done;
+    m.w = w;
+    int T = n_threads < 1 ? 1 : n_threads;
+    size_t per = up64(4 * (size_t)M * kp);
+    char *scratch = aligned_alloc(64, T * per);
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const float *x = xv->buf;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel num_threads(T)
+    engine_linear_f32(&m, n_in, kp, np, x, (int)M, bias, y, (float *)(scratch + omp_get_thread_num() * per),
+                      omp_get_thread_num(), omp_get_num_threads());
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    ok = 1;
+done:
+    release(&vs);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"supports", py_supports, METH_O, "supports(precision: int) -> bool: this CPU can run that kernel."},
     {"run", py_run, METH_VARARGS,
@@ -212,10 +258,13 @@ static PyMethodDef methods[] = {
      "pre: pi, p1, q2, q3, q4 (steps, F, r / 3r / 3r / fc / fc) float32.\n"
      "Samples with uniforms u (steps, F) float32, or feeds back forced (steps, F) int64 labels;\n"
      "writes labels (steps, F) int64 and, when not None, logits (steps, F, n) float32."},
+    {"linear", py_linear, METH_VARARGS,
+     "linear((n_out, n_in), weights, bias, x, y, n_threads): y (M, Np) = x (M, n_in) W^T + bias (Np,),\n"
+     "float32, W packed as pack_weights(W, 'float32') does; Np = n_out padded to 16."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_engine",
-                                    "sv2tts's WaveRNN generation loop in C (see engine.h).", -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "sv2tts's C engine (see engine.h).", -1, methods};
 
-PyMODINIT_FUNC PyInit__engine(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

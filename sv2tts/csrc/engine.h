@@ -1,4 +1,5 @@
-/* sv2tts WaveRNN generation engine: shared types (see module.c for the Python side).
+/* sv2tts's C engine: the WaveRNN generation loop, and a small-batch float32 product.
+ * Shared types; module.c is the Python side (the extension module sv2tts._native).
  *
  * One call runs a chunk of steps of the loop in sv2tts/vocoder/engines.py with the same math:
  * the sample-independent terms pi, p1, q2, q3, q4 come precomputed (float32, time-major
@@ -61,5 +62,10 @@ size_t engine_scratch_bytes(const Net *m, int folds);
 void engine_run_f32(const Shared *sh, int tid, int T);
 void engine_run_bf16(const Shared *sh, int tid, int T);
 void engine_run_int8(const Shared *sh, int tid, int T);
+
+/* y (M, np) = x (M, n_in) W^T + bias (np) with float32 W packed as above, for the row blocks of
+ * thread tid of T; scratch holds M * kp floats for this thread. */
+void engine_linear_f32(const Mat *m, int n_in, int kp, int np, const float *x, int M,
+                       const float *bias, float *y, float *scratch, int tid, int T);
 
 #endif
