@@ -95,11 +95,11 @@ class Pipeline:
     """
 
     def __init__(self, encoder=None, synthesizer=None, vocoder=None, *, device: str = "cpu",
-                 download: bool | None = None, _store: _ModelStore | None = None):
+                 download: bool | None = None):
         self.device = resolve_device(device)
         self.download = download
         self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
-        self._store = _store or _ModelStore()
+        self._store = _ModelStore()
 
     # -- models, loaded once ---------------------------------------------------------------
 
@@ -140,17 +140,21 @@ class Pipeline:
         texts = [text] if single else text
         if not isinstance(texts, (list, tuple)) or not texts:
             raise TextError("text: expected a str or a non-empty list of str")
-        groups = [sentence_groups(t) for t in texts]
+        mels = self._synthesize([sentence_groups(t) for t in texts], embedding, seed=seed,
+                                prenet_dropout=prenet_dropout, max_frames=max_frames)
+        return mels[0] if single else mels
+
+    def _synthesize(self, groups: list[list[str]], embedding, **options) -> list[np.ndarray]:
+        """The sentence groups of each text, synthesised in one batched call, joined per text."""
         embeddings = np.asarray(embedding)
-        if embeddings.ndim == 2 and len(embeddings) == len(texts):  # one voice per text
+        if embeddings.ndim == 2 and len(embeddings) == len(groups):  # one voice per text
             embeddings = np.concatenate([np.repeat(e[None], len(g), axis=0) for e, g in zip(embeddings, groups)])
-        mels = self.synthesizer.synthesize([s for g in groups for s in g], embeddings, seed=seed,
-                                           prenet_dropout=prenet_dropout, max_frames=max_frames)
+        mels = self.synthesizer.synthesize([s for g in groups for s in g], embeddings, **options)
         joined, start = [], 0
         for g in groups:
             joined.append(join_mels(mels[start:start + len(g)]))
             start += len(g)
-        return joined[0] if single else joined
+        return joined
 
     def vocode(self, mel: np.ndarray, *, seed: int | None = None, precision: str | None = None,
                progress: bool | None = None, **options) -> np.ndarray:
@@ -169,9 +173,9 @@ class Pipeline:
         the joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros
         appended, volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
         """
-        sentence_groups(text)  # bad text fails before any model work
+        groups = sentence_groups(text)  # bad text fails before any model work
         embedding = self.embed(reference)
-        mel = self.synthesize(text, embedding, seed=seed, max_frames=max_frames)
+        mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames)[0]
         return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
 
     def stream(self, reference, text: str, *, seed: int | None = None, precision: str | None = None,
@@ -248,7 +252,9 @@ _store = _ModelStore()
 
 def _pipeline(encoder=None, synthesizer=None, vocoder=None) -> Pipeline:
     """A pipeline over the shared model store: each path is loaded once per process."""
-    return Pipeline(encoder, synthesizer, vocoder, _store=_store)
+    pipe = Pipeline(encoder, synthesizer, vocoder)
+    pipe._store = _store
+    return pipe
 
 
 def embed(reference, *, encoder=None, sample_rate: int | None = None) -> np.ndarray:
