@@ -146,10 +146,10 @@ class Pipeline:
 
     def _synthesize(self, groups: list[list[str]], embedding, **options) -> list[np.ndarray]:
         """The sentence groups of each text, synthesised in one batched call, joined per text."""
-        embeddings = np.asarray(embedding)
-        if embeddings.ndim == 2 and len(embeddings) == len(groups):  # one voice per text
-            embeddings = np.concatenate([np.repeat(e[None], len(g), axis=0) for e, g in zip(embeddings, groups)])
-        mels = self.synthesizer.synthesize([s for g in groups for s in g], embeddings, **options)
+        if getattr(embedding, "ndim", 1) == 2 and len(embedding) == len(groups):  # one voice per text
+            embedding = np.concatenate([np.repeat(np.asarray(e)[None], len(g), axis=0)
+                                        for e, g in zip(embedding, groups)])
+        mels = self.synthesizer.synthesize([s for g in groups for s in g], embedding, **options)
         joined, start = [], 0
         for g in groups:
             joined.append(join_mels(mels[start:start + len(g)]))

@@ -22,8 +22,8 @@ import torch
 
 from ..core.checkpoint import check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError, TextError
-from ..core.runtime import make_generator, resolve_device
 from ..core.dsp import SAMPLE_RATE
+from ..core.runtime import make_generator, resolve_device
 from .config import SynthesizerConfig
 from .inference import FastTacotron
 from .model import Tacotron

@@ -1,4 +1,4 @@
-"""The fast loop samples from the same distribution as the faithful reference loop.
+"""The engine of each precision samples from the same distribution as RTVC's reference loop.
 
 Sample-for-sample agreement (same random stream) is shown in test_generate.py with the
 "race" sampler; here the default inverse-CDF sampler is compared with the reference over
