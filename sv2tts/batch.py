@@ -27,10 +27,26 @@ class Item:
 
 
 def directory_items(folder: Path, text: str, output_dir: Path) -> list[Item]:
-    """One item per audio file (or .npy voice) in ``folder``: output_dir/<stem>.wav."""
-    refs = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    """One item per audio file (or .npy voice) in ``folder``: output_dir/<stem>.wav.
+
+    Other files are listed in a warning; two references that would write the same output
+    (a.flac and a.mp3) are an InputError, before any work.
+    """
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    refs = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
+    ignored = [p.name for p in files if p not in refs]
+    if ignored:
+        log.warning("%s: ignored %d file(s) that are not audio: %s", folder, len(ignored), ", ".join(ignored[:10])
+                    + (" ..." if len(ignored) > 10 else ""))
     if not refs:
         raise InputError(f"{folder}: no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    by_output: dict[str, list[str]] = {}
+    for p in refs:
+        by_output.setdefault(f"{p.stem}.wav", []).append(p.name)
+    clashes = [f"{' and '.join(names)} -> {out}" for out, names in by_output.items() if len(names) > 1]
+    if clashes:
+        raise InputError(f"{folder}: several references would write the same output ({'; '.join(clashes)}): "
+                         f"rename them or use a manifest")
     return [Item(p, text, output_dir / f"{p.stem}.wav") for p in refs]
 
 
@@ -59,11 +75,19 @@ def read_manifest(path: Path) -> list[Item]:
             rows.append((n, row))
     else:
         reader = csv.DictReader(content.splitlines())
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        fields = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in fields]
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)} "
                              f"(a CSV manifest needs a header: {','.join(COLUMNS)})")
-        rows = list(enumerate(reader, 2))
+        rows = []
+        for row in reader:
+            n = reader.line_num
+            extra = row.get(None)
+            if extra is not None:  # more cells than header columns
+                raise InputError(f"{path}: line {n} has {len(fields) + len(extra)} columns, expected "
+                                 f"{len(fields)}: quote texts that contain commas")
+            rows.append((n, row))
     items = []
     for n, row in rows:
         missing = [c for c in COLUMNS if not str(row.get(c) or "").strip()]

@@ -222,7 +222,7 @@ def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder
     pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
     report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision,
                            progress=None if not quiet else False,
-                           on_failure=lambda item, msg: click.echo(f"failed: {item.reference}: {msg}", err=True))
+                           on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
@@ -230,6 +230,11 @@ def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder
         click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed "
                    f"({report['seconds']:.1f} s)", err=True)
     sys.exit(1 if report["counts"]["failed"] else 0)
+
+
+def _naming(message: str, reference) -> str:
+    """The message, prefixed with the reference unless it already starts with it."""
+    return message if message.startswith(str(reference)) else f"{reference}: {message}"
 
 
 @main.group()
@@ -280,10 +285,10 @@ def models_list(quiet, verbose):
     click.echo(f"cache: {sv2tts.model_cache_dir()}")
     for s in sv2tts.list_models():
         size = f"{s.size:,} B" if s.size is not None else "-"
-        detail = s.detail
+        state, detail = ("present" if s.present else "missing"), s.detail
         if s.name == "encoder" and not s.present:
-            detail = "not needed: sv2tts has the encoder built in"
-        click.echo(f"{s.name:12} {'present' if s.present else 'missing':8} {size:>15}  {detail}")
+            state, detail = "built in", "sv2tts ships the encoder's weights; encoder.pt is optional"
+        click.echo(f"{s.name:12} {state:8} {size:>15}  {detail}")
 
 
 if __name__ == "__main__":  # pragma: no cover

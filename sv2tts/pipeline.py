@@ -117,9 +117,13 @@ class Pipeline:
 
     def load_all(self) -> "Pipeline":
         """Load (and download if needed) every model now instead of on first use."""
-        for stage in _INTERFACE:
-            getattr(self, stage)
+        self._require(*_INTERFACE)
         return self
+
+    def _require(self, *stages: str) -> None:
+        """Load these models now: a missing or wrong file fails before any other work."""
+        for stage in stages:
+            getattr(self, stage)
 
     # -- the stages --------------------------------------------------------------------------
 
@@ -173,7 +177,8 @@ class Pipeline:
         the joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros
         appended, volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
         """
-        groups = sentence_groups(text)  # bad text fails before any model work
+        groups = sentence_groups(text)  # bad text, then missing models, fail before any model work
+        self._require("synthesizer", "vocoder")
         embedding = self.embed(reference)
         mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames)[0]
         return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
@@ -189,6 +194,7 @@ class Pipeline:
         """
         groups = sentence_groups(text)
         seed = check_seed(seed)
+        self._require("synthesizer", "vocoder")
         embedding = self.embed(reference)
         for i, group in enumerate(groups):
             group_seed = derive_seed(seed, i)
@@ -282,12 +288,14 @@ def vocode(mel: np.ndarray, *, vocoder=None, batched: bool = True, target: int =
 
 
 def clone(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,
-          seed: int | None = None, precision: str = "float32") -> np.ndarray:
+          seed: int | None = None, precision: str = "float32", max_frames: int = 2000) -> np.ndarray:
     """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz (see Pipeline.clone)."""
-    return _pipeline(encoder, synthesizer, vocoder).clone(reference, text, seed=seed, precision=precision)
+    return _pipeline(encoder, synthesizer, vocoder).clone(reference, text, seed=seed, precision=precision,
+                                                          max_frames=max_frames)
 
 
 def stream(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,
-           seed: int | None = None, precision: str = "float32") -> Iterator[np.ndarray]:
+           seed: int | None = None, precision: str = "float32", max_frames: int = 2000) -> Iterator[np.ndarray]:
     """Chunks of ``text`` spoken in the voice of ``reference`` (see Pipeline.stream)."""
-    return _pipeline(encoder, synthesizer, vocoder).stream(reference, text, seed=seed, precision=precision)
+    return _pipeline(encoder, synthesizer, vocoder).stream(reference, text, seed=seed, precision=precision,
+                                                           max_frames=max_frames)

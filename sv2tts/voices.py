@@ -23,8 +23,8 @@ def load_voice(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: voice file not found")
     try:
         voice = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npy voice file ({e})") from None
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{path}: not a voice file saved by `sv2tts embed` (not a plain .npy array)") from None
     if voice.shape != (256,) or not np.issubdtype(voice.dtype, np.floating):
         raise InputError(f"{path}: expected a (256,) float voice embedding, got {voice.dtype} {voice.shape}")
     if not np.isfinite(voice).all() or np.linalg.norm(voice) == 0:

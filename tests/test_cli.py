@@ -165,6 +165,8 @@ def test_batch_manifest_with_a_bad_row_goes_on_and_fails_overall(example_clip, m
     assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1}
     failed = [i for i in report["items"] if i["status"] == "failed"]
     assert "missing.wav" in failed[0]["error"] and "failed:" in res.stderr
+    failure = next(line for line in res.stderr.splitlines() if line.startswith("failed:"))
+    assert failure.count("missing.wav") == 1  # the path once, not "X: X: file not found"
     assert (tmp_path / "out" / "one.wav").exists() and (tmp_path / "out" / "three.flac").exists()
     assert not (tmp_path / "out" / "two.wav").exists()
 
@@ -255,3 +257,31 @@ def test_clone_subprocess_end_to_end(example_clip, model_files, tmp_path):
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert sf.info(out).frames > 0
+
+
+def test_batch_csv_with_an_unquoted_comma_says_so(tmp_path, models):
+    (tmp_path / "jobs.csv").write_text("reference,text,output\nref.flac,Hello, world.,o.wav\n")
+    res = run(["batch", tmp_path / "jobs.csv", *models])
+    assert_user_error(res, "line 2 has 4 columns, expected 3: quote texts that contain commas")
+
+
+def test_batch_folder_reports_clashes_and_ignored_files(example_clip, models, tmp_path, caplog):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "a.flac").write_bytes(example_clip.read_bytes())
+    (refs / "notes.txt").write_text("not audio")
+    out = tmp_path / "out"
+    res = run(["batch", refs, "--text", "Hi.", "-o", out, *models])
+    assert res.exit_code == 0 and "ignored 1 file(s) that are not audio: notes.txt" in res.stderr
+    (refs / "notes.txt").unlink()
+    (refs / "a.ogg").write_bytes(b"any")
+    res = run(["batch", refs, "--text", "Hi.", "-o", out, "--overwrite", *models])
+    assert_user_error(res, "a.flac and a.ogg -> a.wav", "rename them")
+
+
+def test_models_list_shows_the_encoder_built_in(tmp_path, monkeypatch):
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path))
+    res = run(["models", "list"])
+    assert res.exit_code == 0
+    line = next(line for line in res.output.splitlines() if line.startswith("encoder"))
+    assert "built in" in line and "missing" not in line

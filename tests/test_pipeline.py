@@ -216,3 +216,34 @@ def test_postprocess_trims_pauses_and_padding_of_speech(synthetic_clip):
     padded = np.pad(wav, (0, 16000))
     windows = {w.tobytes() for w in padded[: len(padded) // 480 * 480].reshape(-1, 480)}
     assert all(w.tobytes() in windows for w in out.reshape(-1, 480))  # whole 30 ms windows, gain 1
+
+
+def test_voice_file_that_is_not_a_plain_array_is_named_as_such(tmp_path):
+    bad = tmp_path / "obj.npy"
+    np.save(bad, np.array([{"not": "a voice"}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError) as info:
+        load_voice(bad)
+    assert "not a voice file saved by `sv2tts embed`" in str(info.value)
+    assert "allow_pickle" not in str(info.value)
+
+
+class _NoEmbedding:
+    def embed(self, *args, **kwargs):
+        raise AssertionError("the reference was embedded before the models were checked")
+
+
+def test_missing_or_wrong_models_fail_before_embedding(model_files, example_clip, tmp_path):
+    from sv2tts import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not found"):
+        Pipeline(_NoEmbedding(), tmp_path / "nope.pt", "griffinlim").clone(example_clip, "Hello.")
+    with pytest.raises(CheckpointError):  # the synthesizer's file given as the vocoder
+        next(Pipeline(_NoEmbedding(), model_files["synthesizer"], model_files["synthesizer"]).stream(
+            example_clip, "Hello."))
+
+
+def test_module_level_clone_caps_frames(model_files, example_clip, caplog):
+    with caplog.at_level(logging.WARNING, logger="sv2tts"):
+        sv2tts.clone(example_clip, "Hello there.", synthesizer=model_files["synthesizer"],
+                     vocoder="griffinlim", seed=0, max_frames=4)
+    assert "reached max_frames=4" in caplog.text

@@ -111,3 +111,16 @@ def test_wav_bytes_and_base64_round_trip(tmp_path):
     assert sf.info(out).format == "FLAC" and not list(out.parent.glob("*.part"))
     with pytest.raises(InputError, match="unsupported output format"):
         write_audio(tmp_path / "y.mp4", x)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_get_the_mode_a_plain_write_gives(tmp_path, umask, mode):
+    """The temporary file's 0600 must not survive the rename: the umask decides."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        path = write_audio(tmp_path / "o.wav", np.zeros(160, np.float32))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
