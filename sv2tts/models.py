@@ -194,6 +194,9 @@ def download_model(
     path = model_cache_dir() / model.filename
     if not force and _size_ok(path, model):
         return path
+    if _env_flag("SV2TTS_OFFLINE"):
+        raise DownloadError(f"{model.filename}: downloads are disabled by SV2TTS_OFFLINE; unset it to download "
+                            f"{_display_url(model)}")
     url = model_url(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,7 +388,9 @@ def _missing_message(missing: list[ModelFile], causes: list[str], tried: bool) -
         where = f"download them from {_raw_base_url()}/<file name> and put them in {folder}"
     why = f" and could not be downloaded ({'; '.join(causes)})" if causes else (
         " (downloads disabled)" if not tried else "")
-    return f"{what}{why}; {where}, or run `{DOWNLOAD_COMMAND}`"
+    options = "/".join(f"--{m.name}" for m in missing)
+    return (f"{what}{why}; {where}, or give the file's path ({options} PATH on the command line, "
+            f"{missing[0].name}=PATH in Python), or run `{DOWNLOAD_COMMAND}` where the network is reachable")
 
 
 def _env_flag(name: str) -> bool:

@@ -21,6 +21,12 @@ def _golden_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_cache(tmp_path_factory):
+    """Tests never read or write the user's real model cache ($SV2TTS_HOME)."""
+    os.environ["SV2TTS_HOME"] = str(tmp_path_factory.mktemp("sv2tts_home"))
+
+
 @pytest.fixture(scope="session")
 def golden() -> Path:
     """Path of the golden folder; a failure under CI=true when it is missing, else a skip."""

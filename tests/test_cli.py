@@ -248,6 +248,7 @@ def test_offline_clone_subprocess(example_clip, tmp_path):
     assert not (tmp_path / "o.wav").exists()
 
 
+@pytest.mark.slow
 def test_clone_subprocess_end_to_end(example_clip, model_files, tmp_path):
     out = tmp_path / "o.wav"
     proc = subprocess.run([sys.executable, "-m", "sv2tts.cli", "clone", str(example_clip),

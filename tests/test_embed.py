@@ -169,6 +169,7 @@ def test_real_subprocess_error_has_no_traceback(tmp_path):
     assert proc.stderr.strip() == f"Error: {tmp_path / 'a.wav'}: file not found"
 
 
+@pytest.mark.slow
 def test_long_file_is_decoded_and_resampled_in_bounded_memory(example_clip, tmp_path):
     """10 minutes of 48 kHz stereo speech: reading + resampling + VAD trimming peak at about
     two float32 copies of the 16 kHz result plus a fixed block buffer, instead of the 2 x 3

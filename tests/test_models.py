@@ -495,3 +495,20 @@ def test_list_models_states(hub, monkeypatch):
     paths["synthesizer"].write_bytes(datas["synthesizer"][:-1])
     st = status_of("synthesizer")
     assert (st.verified, st.size) == (False, len(datas["synthesizer"]) - 1) and "wrong size" in st.detail
+
+
+def test_offline_flag_stops_explicit_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path))
+    monkeypatch.setenv("SV2TTS_MODEL_URL", "http://127.0.0.1:9")  # never reached
+    monkeypatch.setenv("SV2TTS_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="downloads are disabled by SV2TTS_OFFLINE"):
+        models.download_model("vocoder", progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_missing_model_message_gives_the_offline_routes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFoundError) as info:
+        models.ensure_model("synthesizer", download_missing=False)
+    msg = str(info.value)
+    assert "--synthesizer PATH" in msg and "synthesizer=PATH" in msg and str(tmp_path) in msg

@@ -245,5 +245,5 @@ def test_missing_or_wrong_models_fail_before_embedding(model_files, example_clip
 def test_module_level_clone_caps_frames(model_files, example_clip, caplog):
     with caplog.at_level(logging.WARNING, logger="sv2tts"):
         sv2tts.clone(example_clip, "Hello there.", synthesizer=model_files["synthesizer"],
-                     vocoder="griffinlim", seed=0, max_frames=4)
-    assert "reached max_frames=4" in caplog.text
+                     vocoder="griffinlim", seed=0, max_frames=6)
+    assert "reached max_frames=6" in caplog.text

@@ -25,6 +25,8 @@ from sv2tts.vocoder import Vocoder
 from sv2tts.vocoder.postprocess import decode_mu_law, labels_to_samples, to_waveform
 from sv2tts.vocoder.reference import generate_reference
 
+pytestmark = pytest.mark.slow  # ~15 s: reference runs over several seeds
+
 TARGET, OVERLAP = 1000, 100
 SEEDS = 4
 

@@ -49,6 +49,7 @@ def _prev_samples(labels):
     return np.concatenate([np.zeros((x.shape[0], 1), np.float32), x[:, :-1]], axis=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["batched", "unbatched"])
 def test_replay_reference_network_probe_probs(vocoder, iw, name):
     _, mels, aux, labels = _case(iw, vocoder, name)
@@ -81,6 +82,7 @@ def test_recorded_labels_postprocess_to_rtvc_wave(vocoder, iw, name):
     np.testing.assert_allclose(wav, iw[f"{name}_wav"], rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_seeded_reference_reproduces_rtvc_unbatched_run(vocoder, iw):
     """torch.manual_seed(s) + infer_waveform(batched=False) in RTVC == vocode(seed=s) here."""
     wav = vocoder.vocode(iw["unbatched_mel"], batched=False, seed=int(iw["unbatched_torch_seed"]),
