@@ -121,9 +121,18 @@ class Pipeline:
         return self
 
     def _require(self, *stages: str) -> None:
-        """Load these models now: a missing or wrong file fails before any other work."""
-        for stage in stages:
-            getattr(self, stage)
+        """Load these models now: a missing or wrong file fails before any other work (and
+        one message lists every default model missing from the cache)."""
+        defaults = [s for s in stages if self._specs[s] is None and s != "encoder"]
+        for stage in stages:  # the models given explicitly first: their errors need no network
+            if stage not in defaults:
+                getattr(self, stage)
+        if defaults:
+            from . import models
+
+            models.ensure_models(defaults, download_missing=self.download)
+            for stage in defaults:
+                getattr(self, stage)
 
     # -- the stages --------------------------------------------------------------------------
 

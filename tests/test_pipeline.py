@@ -187,7 +187,7 @@ def test_offline_without_cached_models_is_one_clear_error(tmp_path, monkeypatch,
     with pytest.raises(ModelNotFoundError) as info:
         Pipeline().clone(example_clip, "Hello.")
     msg = str(info.value)
-    assert "synthesizer.pt" in msg and str(tmp_path / "cache") in msg and "sv2tts models download" in msg
+    assert "synthesizer.pt, vocoder.pt" in msg and str(tmp_path / "cache") in msg and "sv2tts models download" in msg
     assert "\n" not in msg
 
 
