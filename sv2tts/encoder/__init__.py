@@ -57,8 +57,9 @@ class Encoder:
         check_keys(state, expected.keys(), path, "speaker encoder")
         check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, "speaker encoder")
         net.load_state_dict(state, strict=True)
-        log.info("loaded speaker encoder from %s", path)
-        return cls(net, config, device, source=str(path))
+        encoder = cls(net, config, device, source=str(path))
+        log.info("loaded speaker encoder from %s on %s", path, encoder.device)
+        return encoder
 
     # -- audio -> preprocessed wav ------------------------------------------------------------
 

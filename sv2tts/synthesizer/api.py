@@ -78,9 +78,9 @@ class Synthesizer:
             tensors[key] = tensor.to(device=device, dtype=ref.dtype).contiguous()
         model.load_state_dict(tensors, strict=True, assign=True)
         model.eval()
-        logger.info("loaded %s %s (step %d, r=%d, %.2fM parameters)", MODEL_NAME, path,
+        logger.info("loaded %s %s (step %d, r=%d, %.2fM parameters) on %s", MODEL_NAME, path,
                     int(tensors["step"].reshape(-1)[0]), cfg.r,
-                    sum(p.numel() for p in model.parameters()) / 1e6)
+                    sum(p.numel() for p in model.parameters()) / 1e6, device)
         return cls(model, path)
 
     # -------------------------------------------------------------------------- properties

@@ -283,5 +283,6 @@ def select_engine(model: WaveRNN, precision: str, device: torch.device):
             engine, why = NativeEngine(model, precision, lib), "C extension"
         else:
             engine = TorchEngine(model, precision, device)
-    log.info("vocoder %s: %s engine (%s)", precision, engine.name, why)
+    log.info("vocoder %s: %s engine (%s) on %s, %d torch threads", precision, engine.name, why, device,
+             torch.get_num_threads())
     return engine
