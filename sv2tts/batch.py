@@ -101,7 +101,8 @@ def read_manifest(path: Path) -> list[Item]:
 
 
 def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | None = None,
-        precision: str = "float32", progress: bool | None = None, on_failure=None) -> dict:
+              max_frames: int = 2000, precision: str = "float32", progress: bool | None = None,
+              on_failure=None) -> dict:
     """Clone every item; a failing item is recorded and the batch goes on.
 
     Outputs that already exist are skipped unless ``overwrite`` (every output is written
@@ -119,7 +120,7 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
             continue
         try:
             check_output_path(item.output)
-            wav = pipeline.clone(item.reference, item.text, seed=seed, precision=precision,
+            wav = pipeline.clone(item.reference, item.text, seed=seed, precision=precision, max_frames=max_frames,
                                  progress=False)
             write_audio(item.output, wav)
             results.append({**entry, "status": "done", "seconds": round(len(wav) / SAMPLE_RATE, 3)})

@@ -63,6 +63,8 @@ def model_options(f):
     f = click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
                      show_default=True, help="Vocoder arithmetic; reduced precision is faster.")(f)
     f = click.option("--seed", type=int, default=None, help="Seed for reproducible output.")(f)
+    f = click.option("--max-frames", type=click.IntRange(min=1), default=2000, show_default=True,
+                     help="Cap on mel frames per sentence (12.5 ms each).")(f)
     return f
 
 
@@ -133,8 +135,6 @@ def similarity(a, b, encoder, device, quiet, verbose):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output audio (.wav or .flac).")
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), help="Read the text from a file.")
 @click.option("--base64", "as_base64", is_flag=True, help="Print the WAV as base64 to stdout.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Cap on mel frames per sentence (12.5 ms each).")
 @model_options
 @device_option
 @common_options
@@ -187,6 +187,7 @@ def _read_text(text: str | None, text_file) -> str:
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--text", help="(directory mode) The text every reference clip speaks.")
+@click.option("--text-file", type=click.File("r", encoding="utf-8"), help="(directory mode) Read that text from a file.")
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path),
               help="(directory mode) Where <clip name>.wav files go.")
 @click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
@@ -194,11 +195,11 @@ def _read_text(text: str | None, text_file) -> str:
 @model_options
 @device_option
 @common_options
-def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder, synthesizer, vocoder,
-          device, quiet, verbose):
+def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_frames, precision, encoder,
+          synthesizer, vocoder, device, quiet, verbose):
     """Clone many items with the models loaded once.
 
-    SOURCE is either a directory of reference clips (with --text and -o), or a CSV / JSONL
+    SOURCE is either a directory of reference clips (with --text or --text-file, and -o), or a CSV / JSONL
     manifest with columns reference, text, output (relative paths are relative to the
     manifest's folder). Existing outputs are skipped unless --overwrite; a failed item is
     reported and the batch goes on; the exit code is 1 when any item failed.
@@ -212,15 +213,15 @@ def batch(source, text, output_dir, overwrite, as_json, seed, precision, encoder
     import sv2tts
 
     if source.is_dir():
-        if text is None or output_dir is None:
-            raise click.UsageError("a directory SOURCE needs --text and -o/--output-dir")
-        items = sv2tts.directory_items(source, text, output_dir)
+        if (text is None and text_file is None) or output_dir is None:
+            raise click.UsageError("a directory SOURCE needs --text (or --text-file) and -o/--output-dir")
+        items = sv2tts.directory_items(source, _read_text(text, text_file), output_dir)
     else:
-        if text is not None or output_dir is not None:
-            raise click.UsageError("--text and -o are for a directory SOURCE; a manifest has its own")
+        if text is not None or text_file is not None or output_dir is not None:
+            raise click.UsageError("--text, --text-file and -o are for a directory SOURCE; a manifest has its own")
         items = sv2tts.read_manifest(source)
     pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
-    report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision,
+    report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision, max_frames=max_frames,
                            progress=None if not quiet else False,
                            on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
     if as_json:
@@ -285,7 +286,8 @@ def models_list(quiet, verbose):
     click.echo(f"cache: {sv2tts.model_cache_dir()}")
     for s in sv2tts.list_models():
         size = f"{s.size:,} B" if s.size is not None else "-"
-        state, detail = ("present" if s.present else "missing"), s.detail
+        state = "missing" if not s.present else ("unusable" if s.detail.startswith("wrong size") else "present")
+        detail = s.detail
         if s.name == "encoder" and not s.present:
             state, detail = "built in", "sv2tts ships the encoder's weights; encoder.pt is optional"
         click.echo(f"{s.name:12} {state:8} {size:>15}  {detail}")

@@ -380,7 +380,11 @@ def _missing_message(missing: list[ModelFile], causes: list[str], tried: bool) -
     folder = model_cache_dir()
     if len(missing) == 1:
         m = missing[0]
-        what = f"{m.name} model not found: {folder / m.filename} is missing"
+        path = folder / m.filename
+        what = f"{m.name} model not found: {path} is missing"
+        if path.is_file():  # the same words as `sv2tts models list`
+            what = (f"{m.name} model unusable: {path} has the wrong size ({path.stat().st_size:,} bytes, "
+                    f"expected {m.size:,})")
         where = (f"download {_display_url(m)}" + (f" ({m.size:,} bytes)" if m.size else "")
                  + f" and put it in {folder} as {m.filename}")
     else:

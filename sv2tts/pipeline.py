@@ -223,6 +223,10 @@ def sentence_groups(text: str) -> list[str]:
         raise TextError(f"text: expected a str, got {type(text).__name__}")
     if not text.strip():
         raise TextError("the text is empty")
+    letters = [c for c in text if c.isalpha()]
+    if sum(c > "\u024f" for c in letters) > len(letters) / 2:  # beyond Latin Extended-B
+        log.warning("%r is mostly not in the Latin alphabet: the model speaks English and will read "
+                    "a romanised form (unidecode) of it", text[:40])
     groups = []
     for group in split_sentences(text):
         if is_pronounceable(group):

@@ -286,3 +286,18 @@ def test_models_list_shows_the_encoder_built_in(tmp_path, monkeypatch):
     assert res.exit_code == 0
     line = next(line for line in res.output.splitlines() if line.startswith("encoder"))
     assert "built in" in line and "missing" not in line
+
+
+def test_batch_folder_takes_a_text_file_and_max_frames(example_clip, model_files, tmp_path, caplog):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "a.flac").write_bytes(example_clip.read_bytes())
+    (tmp_path / "t.txt").write_text("Read from a file.", encoding="utf-8")
+    res = run(["batch", refs, "--text-file", tmp_path / "t.txt", "-o", tmp_path / "out", "--max-frames", "6",
+               "--synthesizer", model_files["synthesizer"], "--vocoder", "griffinlim", "--seed", "0"])
+    assert res.exit_code == 0, res.output
+    assert "reached max_frames=6" in res.stderr  # the cap reached the synthesizer
+    wav, rate = sf.read(tmp_path / "out" / "a.wav")
+    expected = sv2tts.clone(example_clip, "Read from a file.", synthesizer=model_files["synthesizer"],
+                            vocoder="griffinlim", seed=0, max_frames=6)
+    assert rate == 16000 and len(wav) == len(expected)

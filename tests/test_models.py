@@ -455,8 +455,9 @@ def test_ensure_model_present_and_wrong_size(hub, monkeypatch):
     path.write_bytes(data)  # placed by hand: used as is, no request
     assert models.ensure_model("encoder", download_missing=False) == path
     path.write_bytes(data[:-1])  # wrong size counts as missing (RTVC)
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match=f"unusable: .* has the wrong size \\({len(data) - 1:,} bytes"):
         models.ensure_model("encoder", download_missing=False)
+    assert models.list_models()[0].detail.startswith("wrong size")  # the same words
     hub.add("encoder.pt", data)
     assert models.ensure_model("encoder", progress=False) == path and path.read_bytes() == data
     assert len(hub.requests) == 1

@@ -247,3 +247,13 @@ def test_module_level_clone_caps_frames(model_files, example_clip, caplog):
         sv2tts.clone(example_clip, "Hello there.", synthesizer=model_files["synthesizer"],
                      vocoder="griffinlim", seed=0, max_frames=6)
     assert "reached max_frames=6" in caplog.text
+
+
+def test_mostly_non_latin_text_is_warned_about(caplog):
+    with caplog.at_level(logging.WARNING, logger="sv2tts"):
+        assert sentence_groups("Привет, как дела?") == ["Привет, как дела?"]
+    assert "mostly not in the Latin alphabet" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sv2tts"):
+        sentence_groups("Café, naïve résumé.")
+    assert caplog.text == ""

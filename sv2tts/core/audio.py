@@ -18,6 +18,7 @@ import soundfile as sf
 
 from .dsp import SAMPLE_RATE
 from .errors import AudioError, InputError
+READABLE_FORMATS = "WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, AU (libsndfile)"
 _BLOCK_FRAMES = 1 << 20  # frames decoded per block (~1 M)
 
 
@@ -51,7 +52,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
                 resampler.finish()
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         msg = str(e).replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
-        raise AudioError(f"{path}: not a readable audio file or truncated ({msg})") from None
+        raise AudioError(f"{path}: not a readable audio file or truncated ({msg}); readable formats: "
+                         f"{READABLE_FORMATS}") from None
     wav = out.result()
     if len(wav) == 0:
         raise AudioError(f"{path}: contains no audio samples")
