@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -42,8 +43,16 @@ def _setup_logging(quiet: bool, verbose: int) -> None:
     root.propagate = False
 
 
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary to stdout.")(f)
+
+
+def _print_json(report: dict) -> None:
+    click.echo(json.dumps(report, indent=2))
+
+
 def common_options(f):
-    """-q/-v and --device on every command."""
+    """-q/-v on every command."""
     f = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(f)
     f = click.option("-q", "--quiet", is_flag=True, help="Only errors.")(f)
     return f
@@ -83,9 +92,10 @@ def main() -> None:
 @click.argument("references", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Voice file (.npy).")
 @click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@json_option
 @device_option
 @common_options
-def embed(references, output, encoder, device, quiet, verbose):
+def embed(references, output, encoder, as_json, device, quiet, verbose):
     """Save the voice of one or more reference clips as a .npy embedding.
 
     Several clips of the same speaker are averaged into one voice.
@@ -100,9 +110,13 @@ def embed(references, output, encoder, device, quiet, verbose):
         raise click.UsageError(f"the voice file must end in .npy, got {output.name!r}")
     import sv2tts
 
+    start = time.perf_counter()
     voice = sv2tts.Pipeline(encoder=encoder, device=device).embed(list(references))
     sv2tts.save_voice(output, voice)
-    if not quiet:
+    if as_json:
+        _print_json({"output": str(output), "references": [str(r) for r in references],
+                     "elapsed_s": round(time.perf_counter() - start, 3)})
+    elif not quiet:
         click.echo(f"Saved voice of {len(references)} clip(s) to {output}", err=True)
 
 
@@ -110,9 +124,10 @@ def embed(references, output, encoder, device, quiet, verbose):
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@json_option
 @device_option
 @common_options
-def similarity(a, b, encoder, device, quiet, verbose):
+def similarity(a, b, encoder, as_json, device, quiet, verbose):
     """Print the cosine similarity of two voices (audio files or .npy voices).
 
     Same speaker typically scores above ~0.75, different speakers below.
@@ -126,7 +141,10 @@ def similarity(a, b, encoder, device, quiet, verbose):
 
     pipe = sv2tts.Pipeline(encoder=encoder, device=device)
     score = float(pipe.embed(a) @ pipe.embed(b))
-    click.echo(f"{score:.4f}")
+    if as_json:
+        _print_json({"a": str(a), "b": str(b), "similarity": round(score, 6)})
+    else:
+        click.echo(f"{score:.4f}")
 
 
 @main.command()
@@ -135,11 +153,12 @@ def similarity(a, b, encoder, device, quiet, verbose):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output audio (.wav or .flac).")
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), help="Read the text from a file.")
 @click.option("--base64", "as_base64", is_flag=True, help="Print the WAV as base64 to stdout.")
+@json_option
 @model_options
 @device_option
 @common_options
-def clone(reference, text, output, text_file, as_base64, max_frames, seed, precision, encoder, synthesizer, vocoder,
-          device, quiet, verbose):
+def clone(reference, text, output, text_file, as_base64, as_json, max_frames, seed, precision, encoder, synthesizer,
+          vocoder, device, quiet, verbose):
     """Speak TEXT in the voice of REFERENCE (an audio clip or a .npy voice).
 
     TEXT '-' reads standard input; --text-file reads a file.
@@ -154,15 +173,21 @@ def clone(reference, text, output, text_file, as_base64, max_frames, seed, preci
     text = _read_text(text, text_file)
     if output is None and not as_base64:
         raise click.UsageError("give -o/--output FILE or --base64")
+    if as_json and as_base64:
+        raise click.UsageError("--json and --base64 both write to stdout: choose one")
     import sv2tts
 
     if output is not None:
         sv2tts.check_output_path(output)
+    start = time.perf_counter()
     pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
     wav = pipe.clone(reference, text, seed=seed, precision=precision, max_frames=max_frames)
     if output is not None:
         sv2tts.write_audio(output, wav)
-        if not quiet:
+        if as_json:
+            _print_json({"output": str(output), "seconds": round(len(wav) / sv2tts.SAMPLE_RATE, 3), "seed": seed,
+                         "precision": precision, "elapsed_s": round(time.perf_counter() - start, 3)})
+        elif not quiet:
             click.echo(f"Wrote {len(wav) / sv2tts.SAMPLE_RATE:.2f} s to {output}", err=True)
     if as_base64:
         click.echo(sv2tts.to_base64(wav))
@@ -191,7 +216,7 @@ def _read_text(text: str | None, text_file) -> str:
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path),
               help="(directory mode) Where <clip name>.wav files go.")
 @click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary to stdout.")
+@json_option
 @model_options
 @device_option
 @common_options
@@ -225,7 +250,7 @@ def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_fra
                            progress=None if not quiet else False,
                            on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        _print_json(report)
     elif not quiet:
         c = report["counts"]
         click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed "

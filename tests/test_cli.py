@@ -301,3 +301,20 @@ def test_batch_folder_takes_a_text_file_and_max_frames(example_clip, model_files
     expected = sv2tts.clone(example_clip, "Read from a file.", synthesizer=model_files["synthesizer"],
                             vocoder="griffinlim", seed=0, max_frames=6)
     assert rate == 16000 and len(wav) == len(expected)
+
+
+def test_json_summaries_on_clone_embed_and_similarity(example_clip, synthetic_clip, models, tmp_path):
+    res = CliRunner().invoke(main, ["clone", str(example_clip), "Hi.", "-o", str(tmp_path / "o.wav"), "--seed", "3",
+                                    "--json", *models])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["output"] == str(tmp_path / "o.wav") and report["seed"] == 3 and report["precision"] == "float32"
+    assert report["seconds"] == round(sf.info(tmp_path / "o.wav").frames / 16000, 3) and report["elapsed_s"] > 0
+    res = CliRunner().invoke(main, ["embed", str(example_clip), "-o", str(tmp_path / "v.npy"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["references"] == [str(example_clip)]
+    res = CliRunner().invoke(main, ["similarity", str(tmp_path / "v.npy"), str(synthetic_clip), "--json"])
+    report = json.loads(res.stdout)
+    expected = float(sv2tts.load_voice(tmp_path / "v.npy") @ sv2tts.embed(synthetic_clip))
+    assert report["similarity"] == pytest.approx(expected, abs=1e-6)
+    res = run(["clone", example_clip, "Hi.", "--base64", "--json", *models])
+    assert res.exit_code == 2 and "Error: --json and --base64 both write to stdout" in res.output
