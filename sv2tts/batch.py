@@ -106,29 +106,39 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
     """Clone every item; a failing item is recorded and the batch goes on.
 
     Outputs that already exist are skipped unless ``overwrite`` (every output is written
-    atomically, so an existing file is complete). Returns a JSON-able report.
+    atomically, so an existing file is complete). Returns a JSON-able report; on Ctrl-C the
+    report is still returned, the items not finished marked "interrupted" and
+    ``report["interrupted"]`` True.
     """
     start = time.perf_counter()
     results = []
     bar = progress_bar(progress, len(items), "cloning", unit="item")
-    for item in items:
+    try:
+        for item in items:
+            if bar is not None:
+                bar.update(1)
+            entry = {"reference": str(item.reference), "output": str(item.output)}
+            if item.output.exists() and not overwrite:
+                results.append({**entry, "status": "skipped"})
+                continue
+            try:
+                check_output_path(item.output)
+                wav = pipeline.clone(item.reference, item.text, seed=seed, precision=precision,
+                                     max_frames=max_frames, progress=False)
+                write_audio(item.output, wav)
+                results.append({**entry, "status": "done", "seconds": round(len(wav) / SAMPLE_RATE, 3)})
+            except Sv2ttsError as e:
+                results.append({**entry, "status": "failed", "error": str(e)})
+                if on_failure is not None:
+                    on_failure(item, str(e))
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+        results += [{"reference": str(i.reference), "output": str(i.output), "status": "interrupted"}
+                    for i in items[len(results):]]
+    finally:
         if bar is not None:
-            bar.update(1)
-        entry = {"reference": str(item.reference), "output": str(item.output)}
-        if item.output.exists() and not overwrite:
-            results.append({**entry, "status": "skipped"})
-            continue
-        try:
-            check_output_path(item.output)
-            wav = pipeline.clone(item.reference, item.text, seed=seed, precision=precision, max_frames=max_frames,
-                                 progress=False)
-            write_audio(item.output, wav)
-            results.append({**entry, "status": "done", "seconds": round(len(wav) / SAMPLE_RATE, 3)})
-        except Sv2ttsError as e:
-            results.append({**entry, "status": "failed", "error": str(e)})
-            if on_failure is not None:
-                on_failure(item, str(e))
-    if bar is not None:
-        bar.close()
-    counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed")}
-    return {"counts": counts, "seconds": round(time.perf_counter() - start, 3), "items": results}
+            bar.close()
+    counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed", "interrupted")}
+    return {"counts": counts, "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 3),
+            "items": results}

@@ -253,9 +253,10 @@ def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_fra
         _print_json(report)
     elif not quiet:
         c = report["counts"]
-        click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed "
-                   f"({report['seconds']:.1f} s)", err=True)
-    sys.exit(1 if report["counts"]["failed"] else 0)
+        click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed"
+                   + (f", {c['interrupted']} interrupted" if report["interrupted"] else "")
+                   + f" ({report['seconds']:.1f} s)", err=True)
+    sys.exit(130 if report["interrupted"] else 1 if report["counts"]["failed"] else 0)
 
 
 def _naming(message: str, reference) -> str:

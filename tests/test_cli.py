@@ -140,13 +140,13 @@ def test_batch_over_a_directory_then_resume(example_clip, synthetic_clip, models
     res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--json", *models])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
-    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 0, "interrupted": 0}
     assert sorted(p.name for p in out.iterdir()) == ["speaker_a.wav", "speaker_b.wav"]
     first = (out / "speaker_a.wav").stat().st_mtime_ns
     (out / "speaker_b.wav").unlink()  # as if the first run was interrupted there
     res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--json", *models])
     report = json.loads(res.output[res.output.index("{"):])
-    assert report["counts"] == {"done": 1, "skipped": 1, "failed": 0}
+    assert report["counts"] == {"done": 1, "skipped": 1, "failed": 0, "interrupted": 0}
     assert (out / "speaker_a.wav").stat().st_mtime_ns == first
     res = run(["batch", refs, "--text", "Welcome.", "-o", out, "--overwrite", "--json", *models])
     assert json.loads(res.output[res.output.index("{"):])["counts"]["done"] == 2
@@ -162,7 +162,7 @@ def test_batch_manifest_with_a_bad_row_goes_on_and_fails_overall(example_clip, m
     res = CliRunner().invoke(main, ["batch", str(manifest), "--json", *models])
     assert res.exit_code == 1
     report = json.loads(res.stdout)
-    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1, "interrupted": 0}
     failed = [i for i in report["items"] if i["status"] == "failed"]
     assert "missing.wav" in failed[0]["error"] and "failed:" in res.stderr
     failure = next(line for line in res.stderr.splitlines() if line.startswith("failed:"))
@@ -318,3 +318,26 @@ def test_json_summaries_on_clone_embed_and_similarity(example_clip, synthetic_cl
     assert report["similarity"] == pytest.approx(expected, abs=1e-6)
     res = run(["clone", example_clip, "Hi.", "--base64", "--json", *models])
     assert res.exit_code == 2 and "Error: --json and --base64 both write to stdout" in res.output
+
+
+def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models, tmp_path, monkeypatch):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("a", "b", "c"):
+        (refs / f"{name}.flac").write_bytes(example_clip.read_bytes())
+    real, calls = sv2tts.Pipeline.clone, []
+
+    def clone(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sv2tts.Pipeline, "clone", clone)
+    res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
+                                    *models])
+    assert res.exit_code == 130
+    report = json.loads(res.stdout)
+    assert report["interrupted"] is True
+    assert [i["status"] for i in report["items"]] == ["done", "interrupted", "interrupted"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav"]  # nothing half-written
