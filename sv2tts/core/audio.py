@@ -7,7 +7,9 @@ at full width: the peak is one mono float32 copy (4 bytes per sample at the nati
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import itertools
 import math
 import os
 import tempfile
@@ -19,6 +21,7 @@ import soundfile as sf
 from .dsp import SAMPLE_RATE
 from .errors import AudioError, InputError
 READABLE_FORMATS = "WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, AU (libsndfile)"
+CODEC_SUFFIXES = (".m4a", ".mp4", ".aac", ".webm", ".mkv", ".wma")  # with the codecs extra (PyAV)
 _BLOCK_FRAMES = 1 << 20  # frames decoded per block (~1 M)
 
 
@@ -39,25 +42,78 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
     try:
-        with sf.SoundFile(path) as f:
-            rate = f.samplerate
+        with _decoder(path) as (rate, frames, blocks):
             target = sample_rate or rate
-            out = _Collector(int(np.ceil(max(f.frames, 0) * target / rate)))
+            out = _Collector(int(np.ceil(max(frames, 0) * target / rate)))
             resampler = _StreamResampler(rate, target, out.add) if target != rate else None
-            for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            for mono in blocks:
                 check_finite(mono, str(path))
                 (resampler.add if resampler else out.add)(mono)
             if resampler:
                 resampler.finish()
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
         msg = str(e).replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
+        hint = "" if _av() is not None else f" ({', '.join(CODEC_SUFFIXES)} need `pip install \"sv2tts[codecs]\"`)"
         raise AudioError(f"{path}: not a readable audio file or truncated ({msg}); readable formats: "
-                         f"{READABLE_FORMATS}") from None
+                         f"{READABLE_FORMATS}{hint}") from None
     wav = out.result()
     if len(wav) == 0:
         raise AudioError(f"{path}: contains no audio samples")
     return wav, int(target)
+
+
+@contextlib.contextmanager
+def _decoder(path: Path):
+    """(sample rate, estimated frames, iterator of mono float32 blocks) of an audio file:
+    libsndfile, else FFmpeg through PyAV (the codecs extra) when it is installed."""
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        av = _av()
+        if av is None:
+            raise
+        try:
+            container = av.open(str(path))
+        except av.FFmpegError as e:
+            raise ValueError(str(e)) from None
+        with container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise ValueError("no audio stream") from None
+            stream = streams[0]
+            frames = int(stream.duration * stream.time_base * stream.rate) if stream.duration else 0
+            yield stream.rate, frames, _av_blocks(av, container, stream)
+        return
+    with f:
+        blocks = f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        yield f.samplerate, f.frames, (b.mean(axis=1, dtype=np.float32) if b.shape[1] > 1 else b[:, 0]
+                                       for b in blocks)
+
+
+def _av():
+    """The PyAV module (the codecs extra), or None."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def _av_blocks(av, container, stream):
+    """Mono float32 blocks of about _BLOCK_FRAMES samples decoded by FFmpeg (channels averaged)."""
+    to_float = av.AudioResampler(format="fltp")  # planar float32, same layout and rate
+    pending, size = [], 0
+    try:
+        for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the resampler
+            for f in to_float.resample(frame):
+                x = f.to_ndarray()  # (channels, n)
+                pending.append(x.mean(axis=0, dtype=np.float32) if x.shape[0] > 1 else x[0])
+                size += pending[-1].size
+            if size >= _BLOCK_FRAMES or (frame is None and pending):
+                yield np.concatenate(pending)
+                pending, size = [], 0
+    except av.FFmpegError as e:
+        raise ValueError(str(e)) from None
 
 
 class _Collector:
