@@ -530,10 +530,13 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
             "User-Agent": "sv2tts (model download)", "Accept-Encoding": "identity"})
         if offset:
             request.add_header("Range", f"bytes={offset}-")
+        log.debug("GET %s%s", url, f" (Range: bytes={offset}-)" if offset else "")
         try:
             response = opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as e:
             e.close()
+            log.debug("%s: HTTP %d %s after redirects %s; headers %s", e.geturl() or url, e.code, e.reason,
+                      [u for u, _ in redirects.hops], dict(e.headers or {}))
             if e.code == 416 and offset:
                 _, total = _parse_content_range(e.headers.get("Content-Range"))
                 if offset == (model.size if model.size is not None else total):
@@ -547,12 +550,15 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason} while downloading {model.filename}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
             reason = getattr(e, "reason", None) or e
+            log.debug("%s: no answer: %r", url, e)
             raise _Unreachable(f"cannot reach {url} ({reason})") from None
         with response:
             status = response.status or 200  # file:// answers None
             headers = response.headers
             hashes = _stated_hashes(url, redirects.hops, response.geturl() or url, headers)
             length = _int_header(headers, "Content-Length")
+            log.debug("%s: HTTP %d, Content-Length %s, Content-Range %s, redirects %s", response.geturl() or url,
+                      status, length, headers.get("Content-Range"), [u for u, _ in redirects.hops])
             if status == 206:
                 start, total = _parse_content_range(headers.get("Content-Range"))
                 if start != offset:

@@ -7,6 +7,7 @@ omit Content-Length, stall, or redirect like Hugging Face's /resolve/ URLs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import http.server
 import json
 import os
@@ -344,10 +345,11 @@ def test_size_from_server_when_table_has_none(hub, monkeypatch):
     assert st.verified is None and "stated no sha256" in st.detail
 
 
-def test_http_error_and_timeout(hub, monkeypatch):
+def test_http_error_and_timeout(hub, monkeypatch, caplog):
     fake_model(monkeypatch, "encoder", b"x")
-    with pytest.raises(DownloadError, match=r"HTTP 404.*encoder\.pt"):
+    with caplog.at_level(logging.DEBUG, logger="sv2tts"), pytest.raises(DownloadError, match=r"HTTP 404.*encoder\.pt"):
         models.download_model("encoder", progress=False)
+    assert f"GET {hub.url}encoder.pt" in caplog.text and "HTTP 404" in caplog.text  # what -vv shows
     data = payload()
     path = fake_model(monkeypatch, "vocoder", data)
     hub.add("vocoder.pt", data, stall=True)
