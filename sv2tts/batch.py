@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 import time
@@ -32,6 +33,9 @@ def directory_items(folder: Path, text: str, output_dir: Path) -> list[Item]:
     Other files are listed in a warning; two references that would write the same output
     (a.flac and a.mp3) are an InputError, before any work.
     """
+    if Path(output_dir).resolve() == Path(folder).resolve():
+        raise InputError(f"{output_dir}: write the outputs to another folder than the references "
+                         f"(a later run would take them for references)")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     refs = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
     ignored = [p.name for p in files if p not in refs]
@@ -106,12 +110,15 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
     """Clone every item; a failing item is recorded and the batch goes on.
 
     Outputs that already exist are skipped unless ``overwrite`` (every output is written
-    atomically, so an existing file is complete). Returns a JSON-able report; on Ctrl-C the
-    report is still returned, the items not finished marked "interrupted" and
-    ``report["interrupted"]`` True.
+    atomically, so an existing file is complete). Any per-item failure is that item's; the
+    batch goes on. Returns a JSON-able report; on Ctrl-C or a full disk the report is still
+    returned, the items not finished marked "interrupted", ``report["interrupted"]`` True and
+    ``report["stopped"]`` saying why.
     """
+    check_items(items)
     start = time.perf_counter()
     results = []
+    stopped = None  # why the batch stopped early (Ctrl-C, a full disk)
     bar = progress_bar(progress, len(items), "cloning", unit="item")
     try:
         for item in items:
@@ -127,18 +134,43 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
                                      max_frames=max_frames, progress=False)
                 write_audio(item.output, wav)
                 results.append({**entry, "status": "done", "seconds": round(len(wav) / SAMPLE_RATE, 3)})
-            except Sv2ttsError as e:
-                results.append({**entry, "status": "failed", "error": str(e)})
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                results.append({**entry, "status": "failed", "error": f"{item.output}: disk full"})
+                stopped = "the disk is full"
+                break
+            except (Sv2ttsError, OSError, ValueError, RuntimeError, MemoryError) as e:
+                # any other per-item failure is that item's: reported, and the batch goes on
+                message = str(e) if isinstance(e, Sv2ttsError) else f"{type(e).__name__}: {e}"
+                results.append({**entry, "status": "failed", "error": message})
                 if on_failure is not None:
-                    on_failure(item, str(e))
-        interrupted = False
+                    on_failure(item, message)
     except KeyboardInterrupt:
-        interrupted = True
-        results += [{"reference": str(i.reference), "output": str(i.output), "status": "interrupted"}
-                    for i in items[len(results):]]
+        stopped = "interrupted"
     finally:
         if bar is not None:
             bar.close()
+    if stopped:
+        results += [{"reference": str(i.reference), "output": str(i.output), "status": "interrupted"}
+                    for i in items[len(results):]]
     counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed", "interrupted")}
-    return {"counts": counts, "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 3),
-            "items": results}
+    return {"counts": counts, "interrupted": stopped is not None, "stopped": stopped,
+            "seconds": round(time.perf_counter() - start, 3), "items": results}
+
+
+def check_items(items: list[Item]) -> None:
+    """Before any work: InputError when two items write the same output, an output is a
+    folder, or an output would replace a reference of the batch."""
+    outputs: dict[Path, Item] = {}
+    references = {i.reference.resolve() for i in items}
+    for item in items:
+        out = item.output.resolve()
+        if out in outputs:
+            raise InputError(f"{item.output}: two items write this output ({outputs[out].reference} and "
+                             f"{item.reference}); give each its own")
+        if out.is_dir():
+            raise InputError(f"{item.output}: the output is a folder")
+        if out in references:
+            raise InputError(f"{item.output}: the output would replace a reference of this batch")
+        outputs[out] = item

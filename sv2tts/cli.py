@@ -74,6 +74,8 @@ def model_options(f):
     f = click.option("--seed", type=int, default=None, help="Seed for reproducible output.")(f)
     f = click.option("--max-frames", type=click.IntRange(min=1), default=2000, show_default=True,
                      help="Cap on mel frames per sentence (12.5 ms each).")(f)
+    f = click.option("--max-text-chars", type=click.IntRange(min=1), default=5000, show_default=True,
+                     help="Cap on the characters of one text.")(f)
     return f
 
 
@@ -157,8 +159,8 @@ def similarity(a, b, encoder, as_json, device, quiet, verbose):
 @model_options
 @device_option
 @common_options
-def clone(reference, text, output, text_file, as_base64, as_json, max_frames, seed, precision, encoder, synthesizer,
-          vocoder, device, quiet, verbose):
+def clone(reference, text, output, text_file, as_base64, as_json, max_frames, max_text_chars, seed, precision,
+          encoder, synthesizer, vocoder, device, quiet, verbose):
     """Speak TEXT in the voice of REFERENCE (an audio clip or a .npy voice).
 
     TEXT '-' reads standard input; --text-file reads a file.
@@ -179,8 +181,11 @@ def clone(reference, text, output, text_file, as_base64, as_json, max_frames, se
 
     if output is not None:
         sv2tts.check_output_path(output)
+        if Path(reference).resolve() == output.resolve():
+            raise click.UsageError("the output would replace the reference: choose another -o")
     start = time.perf_counter()
-    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
+                           max_text_chars=max_text_chars)
     wav = pipe.clone(reference, text, seed=seed, precision=precision, max_frames=max_frames)
     if output is not None:
         sv2tts.write_audio(output, wav)
@@ -220,8 +225,8 @@ def _read_text(text: str | None, text_file) -> str:
 @model_options
 @device_option
 @common_options
-def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_frames, precision, encoder,
-          synthesizer, vocoder, device, quiet, verbose):
+def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_frames, max_text_chars, precision,
+          encoder, synthesizer, vocoder, device, quiet, verbose):
     """Clone many items with the models loaded once.
 
     SOURCE is either a directory of reference clips (with --text or --text-file, and -o), or a CSV / JSONL
@@ -245,7 +250,8 @@ def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_fra
         if text is not None or text_file is not None or output_dir is not None:
             raise click.UsageError("--text, --text-file and -o are for a directory SOURCE; a manifest has its own")
         items = sv2tts.read_manifest(source)
-    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device)
+    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
+                           max_text_chars=max_text_chars)
     report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision, max_frames=max_frames,
                            progress=None if not quiet else False,
                            on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
@@ -254,9 +260,9 @@ def batch(source, text, text_file, output_dir, overwrite, as_json, seed, max_fra
     elif not quiet:
         c = report["counts"]
         click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed"
-                   + (f", {c['interrupted']} interrupted" if report["interrupted"] else "")
+                   + (f", {c['interrupted']} not run ({report['stopped']})" if report["interrupted"] else "")
                    + f" ({report['seconds']:.1f} s)", err=True)
-    sys.exit(130 if report["interrupted"] else 1 if report["counts"]["failed"] else 0)
+    sys.exit(130 if report["stopped"] == "interrupted" else 1 if report["counts"]["failed"] else 0)
 
 
 def _naming(message: str, reference) -> str:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 GRIFFIN_LIM = "griffinlim"  # the vocoder= value (CLI, module functions) for Griffin-Lim
 PAUSE_FRAMES = 12  # 0.15 s of silence between the sentence groups of a long text
+MAX_TEXT_CHARS = 5000  # default cap on one call's text (about 5 minutes of speech)
 SILENCE = -4.0  # mel floor on RTVC's symmetric scale
 _OUTPUT_PAD_SECONDS = 1.0  # RTVC's demo appends 1 s of zeros before its final trim
 _INTERFACE = {"encoder": "embed", "synthesizer": "synthesize", "vocoder": "vocode"}  # stage -> method
@@ -92,11 +93,13 @@ class Pipeline:
     (built-in encoder; synthesizer and vocoder from the model cache, downloaded on first
     use; ``download=False``, or ``$SV2TTS_OFFLINE`` set, raises ModelNotFoundError instead).
     ``vocoder="griffinlim"`` (or a ``GriffinLim()``) uses Griffin-Lim instead of WaveRNN.
+    ``max_text_chars`` caps the text of one call (None: no limit).
     """
 
     def __init__(self, encoder=None, synthesizer=None, vocoder=None, *, device: str = "cpu",
-                 download: bool | None = None):
+                 download: bool | None = None, max_text_chars: int | None = MAX_TEXT_CHARS):
         self.device = resolve_device(device)
+        self.max_text_chars = max_text_chars
         self.download = download
         self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
         self._store = _ModelStore()
@@ -153,7 +156,7 @@ class Pipeline:
         texts = [text] if single else text
         if not isinstance(texts, (list, tuple)) or not texts:
             raise TextError("text: expected a str or a non-empty list of str")
-        mels = self._synthesize([sentence_groups(t) for t in texts], embedding, seed=seed,
+        mels = self._synthesize([sentence_groups(t, self.max_text_chars) for t in texts], embedding, seed=seed,
                                 prenet_dropout=prenet_dropout, max_frames=max_frames)
         return mels[0] if single else mels
 
@@ -186,7 +189,7 @@ class Pipeline:
         the joined mel. The result is post-processed as RTVC's demo does: 1 s of zeros
         appended, volume raised to -30 dBFS (increase only), long silences trimmed (webrtcvad).
         """
-        groups = sentence_groups(text)  # bad text, then missing models, fail before any model work
+        groups = sentence_groups(text, self.max_text_chars)  # bad text, then missing models, fail first
         self._require("synthesizer", "vocoder")
         embedding = self.embed(reference)
         mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames)[0]
@@ -201,7 +204,7 @@ class Pipeline:
         result. The same seed gives the same chunks (group i uses a seed derived from
         ``seed`` and i); they differ from ``clone``'s audio, which vocodes the joined mel once.
         """
-        groups = sentence_groups(text)
+        groups = sentence_groups(text, self.max_text_chars)
         seed = check_seed(seed)
         self._require("synthesizer", "vocoder")
         embedding = self.embed(reference)
@@ -211,11 +214,11 @@ class Pipeline:
             yield postprocess_output(self.vocode(mel, seed=group_seed, precision=precision, progress=False))
 
 
-def sentence_groups(text: str) -> list[str]:
+def sentence_groups(text: str, max_chars: int | None = MAX_TEXT_CHARS) -> list[str]:
     """Split a text into the groups it is synthesised in (sentences up to ~200 characters).
 
     Groups with nothing pronounceable are skipped with a warning; TextError when the text is
-    not a str, empty, or has nothing to say at all.
+    not a str, empty, longer than ``max_chars`` (None: no limit), or has nothing to say at all.
     """
     from .synthesizer import is_pronounceable, split_sentences
 
@@ -223,6 +226,9 @@ def sentence_groups(text: str) -> list[str]:
         raise TextError(f"text: expected a str, got {type(text).__name__}")
     if not text.strip():
         raise TextError("the text is empty")
+    if max_chars is not None and len(text) > max_chars:
+        raise TextError(f"the text has {len(text):,} characters; the limit is {max_chars:,} "
+                        f"(max_text_chars=, --max-text-chars): split it into several calls")
     letters = [c for c in text if c.isalpha()]
     if sum(c > "\u024f" for c in letters) > len(letters) / 2:  # beyond Latin Extended-B
         log.warning("%r is mostly not in the Latin alphabet: the model speaks English and will read "

@@ -341,3 +341,49 @@ def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models,
     assert report["interrupted"] is True
     assert [i["status"] for i in report["items"]] == ["done", "interrupted", "interrupted"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav"]  # nothing half-written
+
+
+def test_outputs_never_replace_inputs(example_clip, models, tmp_path):
+    ref = tmp_path / "same.wav"
+    sf.write(ref, sf.read(example_clip, dtype="float32")[0], 16000)
+    before = ref.read_bytes()
+    res = run(["clone", ref, "Hello.", "-o", ref, *models])
+    assert res.exit_code == 2 and "would replace the reference" in res.output and ref.read_bytes() == before
+    res = run(["batch", tmp_path, "--text", "Hello.", "-o", tmp_path, "--overwrite", *models])
+    assert_user_error(res, "another folder than the references")
+    (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"reference": "same.wav", "text": "One.", "output": "o.wav"},
+        {"reference": "same.wav", "text": "Two.", "output": "o.wav"}]))
+    assert_user_error(run(["batch", tmp_path / "jobs.jsonl", *models]), "two items write this output")
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"reference": "same.wav", "text": "One.", "output": "same.wav"}))
+    assert_user_error(run(["batch", tmp_path / "jobs.jsonl", "--overwrite", *models]), "would replace a reference")
+    assert ref.read_bytes() == before
+    res = run(["clone", ref, "Hi.", "-o", tmp_path / "x.wav", "--seed", str(2 ** 64), *models])
+    assert_user_error(res, "seed")
+
+
+def test_batch_goes_on_after_any_item_failure_and_stops_cleanly_on_a_full_disk(example_clip, models, tmp_path,
+                                                                              monkeypatch):
+    import errno
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("a", "b", "c"):
+        (refs / f"{name}.flac").write_bytes(example_clip.read_bytes())
+    real, calls = sv2tts.Pipeline.clone, []
+
+    def clone(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("something unexpected")
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sv2tts.Pipeline, "clone", clone)
+    res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
+                                    *models])
+    report = json.loads(res.stdout)
+    assert res.exit_code == 1 and report["stopped"] == "the disk is full"
+    assert [i["status"] for i in report["items"]] == ["failed", "done", "failed"]
+    assert "RuntimeError: something unexpected" in report["items"][0]["error"]

@@ -192,9 +192,34 @@ def test_long_file_is_decoded_and_resampled_in_bounded_memory(example_clip, tmp_
     encoder = Encoder.load()
     tracemalloc.start()
     try:
-        wav = encoder.load_reference(path)
+        wav = encoder.load_reference(path, max_seconds=None)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert len(wav) > 0.8 * seconds * 16000
     assert peak < 2 * copy_16k + 40e6, f"peak {peak / 1e6:.0f} MB, one 16 kHz copy {copy_16k / 1e6:.0f} MB"
+    # by default only the first MAX_SECONDS are decoded: memory and time stop growing there
+    tracemalloc.start()
+    try:
+        cut = encoder.load_reference(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cut) <= 120 * 16000 and peak < 64e6  # 120 s: the same whatever the file length
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 1, 10 ** 9])
+def test_array_references_with_impossible_rates(rate):
+    import sv2tts
+
+    with pytest.raises(AudioError, match="sample rate"):
+        sv2tts.embed((np.zeros(16000, np.float32), rate))
+
+
+def test_torch_tensor_references_equal_numpy_ones(example_clip):
+    import torch
+
+    import sv2tts
+
+    wav, rate = sf.read(example_clip, dtype="float32")
+    np.testing.assert_array_equal(sv2tts.embed((torch.from_numpy(wav), rate)), sv2tts.embed((wav, rate)))

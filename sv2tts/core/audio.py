@@ -10,8 +10,10 @@ import base64
 import contextlib
 import io
 import itertools
+import logging
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,37 +22,50 @@ import soundfile as sf
 
 from .dsp import SAMPLE_RATE
 from .errors import AudioError, InputError
+
+log = logging.getLogger(__name__)
 READABLE_FORMATS = "WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, AU (libsndfile)"
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000  # Hz accepted for input audio
+MAX_SECONDS = 120.0  # default cap on a reference's decoded length (the encoder uses ~10 s of speech)
 CODEC_SUFFIXES = (".m4a", ".mp4", ".aac", ".webm", ".mkv", ".wma")  # with the codecs extra (PyAV)
 _BLOCK_FRAMES = 1 << 20  # frames decoded per block (~1 M)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
+               max_seconds: float | None = MAX_SECONDS) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32 in [-1, 1].
 
     With ``sample_rate`` the audio is resampled to that rate while it is decoded (RTVC's
     kaiser_best, block by block), so memory holds only the output: 4 bytes per output sample.
+    Decoding stops after ``max_seconds`` (a warning says the file was cut; None: no limit), so
+    neither a long file nor a header lying about its length costs more than that.
     Returns ``(wav, rate)``; wav is (n,) float32, channels averaged (as librosa.load).
-    Raises AudioError naming the file when it is missing, a directory, empty, not audio,
-    truncated or holds non-finite samples.
+    Raises AudioError naming the file when it is missing, not a regular file, empty, not audio,
+    truncated, at a sample rate outside [4 kHz, 384 kHz] or holds non-finite samples.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
+    path = check_input_file(path)
+    cut = False
     try:
         with _decoder(path) as (rate, frames, blocks):
+            check_sample_rate(rate, str(path))
             target = sample_rate or rate
-            out = _Collector(int(np.ceil(max(frames, 0) * target / rate)))
+            limit = None if max_seconds is None else int(max_seconds * rate)  # input samples
+            estimate = int(np.ceil(max(frames, 0) * target / rate))  # a header may lie: capped
+            out = _Collector(min(estimate, int(target * (max_seconds if max_seconds is not None else 3600)) + target))
             resampler = _StreamResampler(rate, target, out.add) if target != rate else None
+            taken = 0
             for mono in blocks:
+                if limit is not None and taken + len(mono) > limit:
+                    mono, cut = mono[:limit - taken], True
                 check_finite(mono, str(path))
                 (resampler.add if resampler else out.add)(mono)
+                taken += len(mono)
+                if cut:
+                    break
             if resampler:
                 resampler.finish()
+    except AudioError:
+        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
         msg = str(e).replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
         hint = "" if _av() is not None else f" ({', '.join(CODEC_SUFFIXES)} need `pip install \"sv2tts[codecs]\"`)"
@@ -59,7 +74,38 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     wav = out.result()
     if len(wav) == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    if cut:
+        log.warning("%s: longer than %g s: only the first %g s are used", path, max_seconds, max_seconds)
     return wav, int(target)
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """A path that exists and is a regular file with content, or AudioError saying what it is."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(f"{path}: file not found") from None
+    except OSError as e:  # a symlink loop, a name too long, no permission ...
+        raise AudioError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise AudioError(f"{path}: is {kind}, not an audio file")
+    if st.st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    return path
+
+
+def check_sample_rate(rate, name: str = "audio") -> int:
+    """An int sample rate in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz, else AudioError."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not \
+            MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: sample rate {rate!r} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    return int(rate)
 
 
 @contextlib.contextmanager
@@ -224,6 +270,8 @@ def resample(wav: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) 
 
 def to_wav_bytes(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, fmt: str = "WAV") -> bytes:
     """Encode a float waveform as a 16-bit PCM file in memory (WAV by default, or FLAC)."""
+    check_sample_rate(sample_rate, "output")
+    check_finite(np.asarray(wav), "output")
     buf = io.BytesIO()
     sf.write(buf, np.asarray(wav, dtype=np.float32), sample_rate, format=fmt, subtype="PCM_16")
     return buf.getvalue()

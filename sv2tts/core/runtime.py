@@ -11,12 +11,15 @@ import numpy as np
 from .errors import InputError
 
 
+MAX_SEED = 2 ** 32 - 1  # one range for every stage (numpy's RandomState takes no more)
+
+
 def check_seed(seed) -> int | None:
-    """None, or an int >= 0 (numpy ints too); anything else is an InputError."""
+    """None, or an int in [0, 2^32) (numpy ints too); anything else is an InputError."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed: expected None or an int >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed: expected None or an int from 0 to {MAX_SEED}, got {seed!r}")
     return int(seed)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core import dsp
-from ..core.audio import as_mono_float32, load_audio, resample
+from ..core.audio import MAX_SECONDS, as_mono_float32, check_sample_rate, load_audio, resample
 from ..core.checkpoint import check_keys, check_shapes, load_state_dict
 from ..core.errors import AudioError, InputError
 from ..core.runtime import resolve_device
@@ -82,9 +82,9 @@ class Encoder:
                         "(about 2 s or more is recommended)", name, seconds)
         return wav
 
-    def load_reference(self, path: str | os.PathLike) -> np.ndarray:
+    def load_reference(self, path: str | os.PathLike, *, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
         """Read a file and preprocess it as RTVC's ``preprocess_wav(path)``."""
-        wav, sample_rate = load_audio(path, sample_rate=self.config.sample_rate)
+        wav, sample_rate = load_audio(path, sample_rate=self.config.sample_rate, max_seconds=max_seconds)
         return self.preprocess(wav, sample_rate, str(path))
 
     # -- wav -> embedding ---------------------------------------------------------------------
@@ -121,28 +121,41 @@ class Encoder:
         embed = raw / np.linalg.norm(raw, 2)
         return (embed, partial_embeds, wav_slices) if return_partials else embed
 
-    def embed(self, reference, sample_rate: int | None = None) -> np.ndarray:
+    def embed(self, reference, sample_rate: int | None = None, *,
+              max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
         """Voice embedding of a reference: a path, a list of paths, or (wav, sample_rate).
 
         Several clips give the paper's speaker embedding: their utterance embeddings averaged
-        and re-normalised. Returns (256,) float32 with unit L2 norm.
+        and re-normalised. Returns (256,) float32 with unit L2 norm. Each clip is cut after
+        ``max_seconds`` of audio (with a warning; None: no limit): the encoder needs ~10 s.
         """
-        wavs = [self._reference_wav(r, sample_rate) for r in _as_reference_list(reference, sample_rate)]
+        wavs = [self._reference_wav(r, sample_rate, max_seconds)
+                for r in _as_reference_list(reference, sample_rate)]
         embeds = np.stack([self.embed_utterance(w) for w in wavs])
         if len(embeds) == 1:
             return embeds[0]
         mean = embeds.mean(axis=0)
         return (mean / np.linalg.norm(mean)).astype(np.float32)
 
-    def _reference_wav(self, ref, sample_rate: int | None) -> np.ndarray:
+    def _reference_wav(self, ref, sample_rate: int | None, max_seconds: float | None) -> np.ndarray:
         if isinstance(ref, tuple):
             wav, rate = ref
-            return self.preprocess(np.asarray(wav), int(rate), "audio array")
-        return self.load_reference(ref)
+            rate = check_sample_rate(rate, "audio array")
+            wav = np.asarray(wav)
+            if max_seconds is not None and max(wav.shape, default=0) > max_seconds * rate:
+                log.warning("audio array: longer than %g s: only the first %g s are used", max_seconds, max_seconds)
+                n = int(max_seconds * rate)
+                wav = wav[:n] if wav.ndim == 1 or wav.shape[0] > wav.shape[1] else wav[:, :n]
+            return self.preprocess(wav, rate, "audio array")
+        return self.load_reference(ref, max_seconds=max_seconds)
 
 
 def _as_reference_list(reference, sample_rate: int | None) -> list:
     """Normalise the accepted reference forms to a list of paths or (wav, rate) pairs."""
+    if hasattr(reference, "detach"):  # a torch tensor
+        reference = reference.detach().cpu().numpy()
+    if isinstance(reference, tuple) and len(reference) == 2 and hasattr(reference[0], "detach"):
+        reference = (reference[0].detach().cpu().numpy(), reference[1])
     if isinstance(reference, (str, os.PathLike)):
         return [reference]
     if isinstance(reference, np.ndarray):

@@ -159,3 +159,40 @@ def test_without_the_codecs_extra_the_message_says_how_to_get_it(tmp_path, monke
     (tmp_path / "memo.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 200)
     with pytest.raises(AudioError, match=r"readable formats: WAV.*\.m4a.*pip install \"sv2tts\[codecs\]\""):
         load_audio(tmp_path / "memo.m4a")
+
+
+def test_sample_rates_outside_the_accepted_range_are_refused_before_decoding(tmp_path):
+    import wave
+
+    path = tmp_path / "one_hz.wav"
+    with wave.open(str(path), "wb") as w:  # 40 KB declaring 1 Hz: hours of audio at 16 kHz
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(1)
+        w.writeframes(np.zeros(20000, np.int16).tobytes())
+    with pytest.raises(AudioError, match="sample rate 1 is outside 4000-384000 Hz"):
+        load_audio(path, sample_rate=16000)
+    with pytest.raises(AudioError, match="sample rate 0"):
+        to_wav_bytes(np.zeros(10, np.float32), 0)
+    with pytest.raises(AudioError, match="NaN"):
+        to_wav_bytes(np.full(10, np.nan, np.float32))
+
+
+def test_long_files_are_cut_at_max_seconds(tmp_path, caplog):
+    path = tmp_path / "long.flac"
+    sf.write(path, np.full(16000 * 5, 0.1, np.float32), 16000)
+    with caplog.at_level("WARNING", logger="sv2tts"):
+        wav, _ = load_audio(path, max_seconds=2)
+    assert len(wav) == 32000 and "longer than 2 s: only the first 2 s are used" in caplog.text
+    assert len(load_audio(path, max_seconds=None)[0]) == 80000
+
+
+def test_special_files_say_what_they_are(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.wav")
+    with pytest.raises(AudioError, match="is a named pipe"):
+        load_audio(tmp_path / "pipe.wav")
+    with pytest.raises(AudioError, match="is a device"):
+        load_audio("/dev/zero")
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    with pytest.raises(AudioError, match="cannot be read"):
+        load_audio(tmp_path / "loop.wav")

@@ -38,3 +38,10 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
     bar.update(10)
     bar.close()
     assert "working" in capsys.readouterr().err
+
+
+def test_one_seed_range_for_every_stage():
+    assert check_seed(2 ** 32 - 1) == 2 ** 32 - 1
+    for bad in (2 ** 32, 2 ** 64):
+        with pytest.raises(InputError, match="from 0 to 4294967295"):
+            check_seed(bad)

@@ -107,7 +107,8 @@ def test_long_text_in_sentences(syn, embeds, caplog):
     text = "".join(sentence.format(i) for i in range(200))[:10_000]
     assert len(text) == 10_000
     with caplog.at_level(logging.WARNING):
-        mel = synthesize(text, embeds[0], synthesizer=syn, prenet_dropout=False, max_frames=4)
+        mel = sv2tts.Pipeline(synthesizer=syn, max_text_chars=None).synthesize(
+            text, embeds[0], prenet_dropout=False, max_frames=4)
     n_sentences = len(sv2tts.synthesizer.split_sentences(text))
     assert n_sentences > 100
     # every sentence gives <= 4 frames, joined with PAUSE_FRAMES of silence
@@ -115,6 +116,8 @@ def test_long_text_in_sentences(syn, embeds, caplog):
     assert mel.shape[1] <= 4 * n_sentences + (n_sentences - 1) * PAUSE_FRAMES
     # sentences hitting max_frames are named in warnings
     assert "reached max_frames=4" in caplog.text and "sentence number 0" in caplog.text
+    with pytest.raises(TextError, match="10,000 characters; the limit is 5,000"):
+        synthesize(text, embeds[0], synthesizer=syn)  # the default cap, before any work
 
 
 def test_max_frames_warning_names_the_text(syn, embeds, caplog):
