@@ -223,3 +223,16 @@ def test_torch_tensor_references_equal_numpy_ones(example_clip):
 
     wav, rate = sf.read(example_clip, dtype="float32")
     np.testing.assert_array_equal(sv2tts.embed((torch.from_numpy(wav), rate)), sv2tts.embed((wav, rate)))
+
+
+def test_encoder_checkpoint_with_inf_weights_is_refused(tmp_path):
+    import torch
+
+    from sv2tts.encoder import Encoder, builtin_weights
+
+    state = torch.load(builtin_weights(), weights_only=True)
+    state = state.get("model_state", state)
+    state["linear.weight"] = torch.full_like(state["linear.weight"], float("inf"))
+    torch.save({"model_state": state}, tmp_path / "encoder.pt")
+    with pytest.raises(CheckpointError, match="'linear.weight' holds NaN or inf"):
+        Encoder.load(tmp_path / "encoder.pt")

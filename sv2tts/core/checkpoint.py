@@ -92,6 +92,14 @@ def check_shapes(
             )
 
 
+def check_finite(state: Mapping[str, torch.Tensor], path: str | os.PathLike, model_name: str) -> None:
+    """Raise CheckpointError when a floating-point tensor holds NaN or inf (it would make every
+    output NaN)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: {model_name} tensor {key!r} holds NaN or inf")
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__

@@ -16,7 +16,7 @@ import torch
 
 from ..core import dsp
 from ..core.audio import MAX_SECONDS, as_mono_float32, check_sample_rate, load_audio, resample
-from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import AudioError, InputError
 from ..core.runtime import resolve_device
 from . import preprocess
@@ -56,6 +56,7 @@ class Encoder:
         expected = net.state_dict()
         check_keys(state, expected.keys(), path, "speaker encoder")
         check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, "speaker encoder")
+        check_finite(state, path, "speaker encoder")
         net.load_state_dict(state, strict=True)
         encoder = cls(net, config, device, source=str(path))
         log.info("loaded speaker encoder from %s on %s", path, encoder.device)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError, TextError
 from ..core.dsp import SAMPLE_RATE
 from ..core.runtime import make_generator, resolve_device
@@ -65,6 +65,7 @@ class Synthesizer:
         optional = [k for k in expected if k.endswith("num_batches_tracked")]
         check_keys(state, expected, path, MODEL_NAME, optional=optional)
         check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
+        check_finite(state, path, MODEL_NAME)
         if not 1 <= cfg.r <= cfg.max_r:
             raise CheckpointError(f"{path}: {MODEL_NAME} reduction factor decoder.r = {cfg.r} "
                                   f"is outside 1..{cfg.max_r}")
@@ -73,8 +74,6 @@ class Synthesizer:
             tensor = state.get(key)
             if tensor is None:  # an optional BatchNorm counter
                 tensor = torch.zeros((), dtype=ref.dtype)
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise CheckpointError(f"{path}: {MODEL_NAME} tensor {key!r} holds NaN or inf")
             tensors[key] = tensor.to(device=device, dtype=ref.dtype).contiguous()
         model.load_state_dict(tensors, strict=True, assign=True)
         model.eval()

@@ -18,7 +18,7 @@ import threading
 import numpy as np
 import torch
 
-from ..core.checkpoint import check_keys, check_shapes, load_state_dict
+from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError
 from ..core.runtime import make_generator, progress_bar, resolve_device
 from ..core.spectrogram import validate_mel
@@ -78,8 +78,7 @@ class Vocoder:
         for k, v in state.items():
             if k not in ("step",) and not k.endswith("num_batches_tracked") and not v.is_floating_point():
                 raise CheckpointError(f"{path}: vocoder tensor {k!r} has dtype {v.dtype}, expected float")
-            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                raise CheckpointError(f"{path}: vocoder tensor {k!r} holds NaN or inf")
+        check_finite(state, path, _MODEL_NAME)
         model.load_state_dict(state, strict=False)
         log.info("loaded vocoder %s (%s parameters) on %s", path,
                  sum(p.numel() for p in model.parameters()), device)
