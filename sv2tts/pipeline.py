@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import dsp
+from .core.audio import MAX_SECONDS
 from .core.dsp import SAMPLE_RATE
 from .core.errors import InputError, TextError
 from .core.runtime import check_seed, derive_seed, resolve_device
@@ -139,11 +140,14 @@ class Pipeline:
 
     # -- the stages --------------------------------------------------------------------------
 
-    def embed(self, reference, *, sample_rate: int | None = None) -> np.ndarray:
-        """Voice embedding (256,) float32 of a reference: path(s), (wav, rate) or a voice .npy."""
+    def embed(self, reference, *, sample_rate: int | None = None,
+              max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+        """Voice embedding (256,) float32 of a reference: path(s), (wav, rate) or a voice .npy.
+
+        Each clip is cut after ``max_seconds`` (a warning; None: no limit)."""
         if is_voice_file(reference):
             return load_voice(reference)
-        return self.encoder.embed(reference, sample_rate)
+        return self.encoder.embed(reference, sample_rate, max_seconds=max_seconds)
 
     def synthesize(self, text, embedding, *, seed: int | None = None, prenet_dropout: bool = True,
                    max_frames: int = 2000):
@@ -282,13 +286,14 @@ def _pipeline(encoder=None, synthesizer=None, vocoder=None) -> Pipeline:
     return pipe
 
 
-def embed(reference, *, encoder=None, sample_rate: int | None = None) -> np.ndarray:
+def embed(reference, *, encoder=None, sample_rate: int | None = None,
+          max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
     """Voice embedding of ``reference`` -> (256,) float32, unit L2 norm.
 
     reference: an audio path, a list of paths (one voice from several clips: embeddings
     averaged and re-normalised), a (wav, sample_rate) pair, or a saved voice .npy.
     """
-    return _pipeline(encoder=encoder).embed(reference, sample_rate=sample_rate)
+    return _pipeline(encoder=encoder).embed(reference, sample_rate=sample_rate, max_seconds=max_seconds)
 
 
 def synthesize(text, embedding, *, synthesizer=None, seed: int | None = None,
