@@ -26,6 +26,9 @@ class _Group(click.Group):
         except Sv2ttsError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
+        except OSError as e:  # a full disk, a closed pipe ...: one line, not a traceback
+            click.echo(f"Error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
@@ -204,7 +207,10 @@ def _read_text(text: str | None, text_file) -> str:
     if text_file is not None and text is not None:
         raise click.UsageError("give TEXT or --text-file, not both")
     if text_file is not None:
-        text = text_file.read()
+        try:
+            text = text_file.read()
+        except UnicodeDecodeError as e:
+            raise TextError(f"{text_file.name}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
     elif text == "-":
         text = sys.stdin.read()
     if text is None:

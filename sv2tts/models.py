@@ -145,7 +145,11 @@ def base_url() -> str:
 
     DownloadError when ``$SV2TTS_MODEL_URL`` is not an http(s):// or file:// URL."""
     url = _raw_base_url()
-    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https", "file"):
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as e:  # e.g. an unclosed IPv6 bracket
+        raise DownloadError(f"SV2TTS_MODEL_URL={url!r}: not a URL ({e})") from None
+    if scheme not in ("http", "https", "file"):
         raise DownloadError(f"SV2TTS_MODEL_URL={url!r}: not an http(s):// or file:// URL")
     return url
 

@@ -21,12 +21,21 @@ def load_voice(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: voice file not found")
+    not_a_voice = f"{path}: not a voice file saved by `sv2tts embed` (not a plain .npy array)"
+    try:
+        with open(path, "rb") as f:  # the header first: a lying shape must not allocate anything
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(f))
+    except (ValueError, OSError, EOFError):
+        raise InputError(not_a_voice) from None
+    if shape != (256,) or not np.issubdtype(dtype, np.floating):
+        raise InputError(f"{path}: not a voice file saved by `sv2tts embed`: expected a (256,) float voice "
+                         f"embedding, got {dtype} {shape}")
     try:
         voice = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
-        raise InputError(f"{path}: not a voice file saved by `sv2tts embed` (not a plain .npy array)") from None
-    if voice.shape != (256,) or not np.issubdtype(voice.dtype, np.floating):
-        raise InputError(f"{path}: expected a (256,) float voice embedding, got {voice.dtype} {voice.shape}")
+        raise InputError(not_a_voice) from None
     if not np.isfinite(voice).all() or np.linalg.norm(voice) == 0:
         raise InputError(f"{path}: voice embedding contains NaN/inf or is all zeros")
     return (voice / np.linalg.norm(voice)).astype(np.float32)

@@ -387,3 +387,12 @@ def test_batch_goes_on_after_any_item_failure_and_stops_cleanly_on_a_full_disk(e
     assert res.exit_code == 1 and report["stopped"] == "the disk is full"
     assert [i["status"] for i in report["items"]] == ["failed", "done", "failed"]
     assert "RuntimeError: something unexpected" in report["items"][0]["error"]
+
+
+def test_text_file_that_is_not_utf8_and_a_bad_mirror_url(tmp_path, monkeypatch, models, example_clip):
+    (tmp_path / "t.txt").write_bytes("caf\u00e9 au lait.".encode("latin-1"))
+    res = run(["clone", example_clip, "--text-file", tmp_path / "t.txt", "-o", tmp_path / "o.wav", *models])
+    assert_user_error(res, "not UTF-8 text (byte 3)")
+    monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SV2TTS_MODEL_URL", "http://[::1")
+    assert_user_error(run(["models", "download", "vocoder"]), "SV2TTS_MODEL_URL='http://[::1': not a URL")

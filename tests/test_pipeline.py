@@ -257,3 +257,12 @@ def test_mostly_non_latin_text_is_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="sv2tts"):
         sentence_groups("Café, naïve résumé.")
     assert caplog.text == ""
+
+
+def test_a_voice_file_whose_header_claims_a_huge_shape_allocates_nothing(tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(256, np.float32))
+    (tmp_path / "huge.npy").write_bytes(buf.getvalue().replace(b"(256,)", b"(10**11,)".replace(b"10**11", b"99999999999")
+                                                                  .ljust(6)))
+    with pytest.raises(InputError, match=r"expected a \(256,\) float voice embedding, got float32 \(99999999999,\)"):
+        load_voice(tmp_path / "huge.npy")

@@ -159,10 +159,13 @@ def check_precision(precision) -> str:
     return precision
 
 
+_MAX_FOLD = 160_000  # samples (10 s): a fold is allocated whole, padded to target + 2 overlap
+
+
 def _check_fold_args(target: int, overlap: int) -> tuple[int, int]:
     for name, v, low in (("target", target, 1), ("overlap", overlap, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise InputError(f"{name}={v!r}: expected an int >= {low}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= _MAX_FOLD:
+            raise InputError(f"{name}={v!r}: expected an int from {low} to {_MAX_FOLD}")
     return int(target), int(overlap)
 
 

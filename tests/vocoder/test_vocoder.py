@@ -159,6 +159,7 @@ def test_mel_in_scale_does_not_warn(vocoder, mel, recwarn):
     (dict(target=0), "target"),
     (dict(overlap=-1), "overlap"),
     (dict(target=1.5), "target"),
+    (dict(target=10 ** 9), "target=1000000000: expected an int from 1 to 160000"),
     (dict(seed="x"), "seed"),
 ])
 def test_bad_arguments(vocoder, mel, kwargs, match):
