@@ -524,6 +524,8 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
     """One download attempt into ``<path>.part``, then checks and atomic rename."""
     part = _part_path(path)
     for _ in range(3):  # a restart from zero (bad part) costs one more request
+        if part.is_symlink() or (part.exists() and not part.is_file()):
+            part.unlink()  # never write through a planted link or into a special file
         offset = part.stat().st_size if part.is_file() else 0
         if model.size is not None and offset > model.size:
             part.unlink()
@@ -593,26 +595,28 @@ def _stream(response, part: Path, offset: int, hasher, expected: int | None, len
     from tqdm import tqdm
 
     received, overflow, error = 0, False, None
-    with open(part, "r+b" if offset else "wb") as f, tqdm(
+    flags = (os.O_RDWR if offset else os.O_WRONLY | os.O_CREAT | os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(part, flags, 0o666), "r+b" if offset else "wb") as f, tqdm(
         total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
         desc=model.filename, disable=not show, file=sys.stderr,
     ) as bar:
         f.seek(offset)
         f.truncate()
-        try:
-            while True:
+        while True:
+            try:
                 block = response.read(_CHUNK)
-                if not block:
-                    break
-                if expected is not None and offset + received + len(block) > expected:
-                    overflow = True
-                    break
-                f.write(block)
-                hasher.update(block)
-                received += len(block)
-                bar.update(len(block))
-        except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad chunk
-            error = str(e) or type(e).__name__
+            except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad chunk
+                error = str(e) or type(e).__name__
+                break
+            if not block:
+                break
+            if expected is not None and offset + received + len(block) > expected:
+                overflow = True
+                break
+            f.write(block)  # an OSError here (a full disk) is not the network's: it propagates
+            hasher.update(block)
+            received += len(block)
+            bar.update(len(block))
         f.flush()
         os.fsync(f.fileno())
     if overflow:

@@ -515,3 +515,46 @@ def test_missing_model_message_gives_the_offline_routes(tmp_path, monkeypatch):
         models.ensure_model("synthesizer", download_missing=False)
     msg = str(info.value)
     assert "--synthesizer PATH" in msg and "synthesizer=PATH" in msg and str(tmp_path) in msg
+
+
+def test_planted_part_symlink_is_never_written_through(hub, monkeypatch, tmp_path):
+    data = payload()
+    path = fake_model(monkeypatch, "vocoder", data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    Path(f"{path}.part").symlink_to(victim)
+    hub.add("vocoder.pt", data)
+    assert models.download_model("vocoder", progress=False) == path
+    assert victim.read_bytes() == b"precious"
+    assert path.read_bytes() == data and not path.is_symlink()
+
+
+def test_a_full_disk_is_not_retried_as_a_network_cut(hub, monkeypatch):
+    import errno
+
+    data = payload()
+    fake_model(monkeypatch, "vocoder", data)
+    hub.add("vocoder.pt", data)
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, block):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(models.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    with pytest.raises(OSError, match="No space left"):
+        models.download_model("vocoder", progress=False, retries=4)
+    assert len(hub.gets("vocoder.pt")) == 1  # not retried
