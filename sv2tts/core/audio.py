@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import io
 import itertools
 import logging
@@ -15,6 +16,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +305,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as e:
         raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
@@ -314,6 +317,21 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_STALE_SECONDS = 600  # a temporary this old was left by a killed run (a live write takes seconds)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.*.part`` files of ours beside ``path`` left by a killed run."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        try:
+            if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > _STALE_SECONDS:
+                tmp.unlink()
+                log.info("%s: removed a temporary file left by an interrupted run", tmp)
+        except OSError:
+            pass  # another run removed it first, or no permission: not ours to insist on
 
 
 def _umask() -> int:

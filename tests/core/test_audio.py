@@ -196,3 +196,18 @@ def test_special_files_say_what_they_are(tmp_path):
     (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
     with pytest.raises(AudioError, match="cannot be read"):
         load_audio(tmp_path / "loop.wav")
+
+
+def test_temporaries_left_by_a_killed_run_are_removed_on_the_next_write(tmp_path):
+    import os
+    import time
+
+    stale = tmp_path / ".o.wav.abc123.part"
+    fresh = tmp_path / ".o.wav.def456.part"  # maybe another run writing right now: kept
+    for f in (stale, fresh):
+        f.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    write_audio(tmp_path / "o.wav", np.zeros(160, np.float32))
+    assert not stale.exists() and fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "o.wav"]
