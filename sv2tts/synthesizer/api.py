@@ -66,6 +66,9 @@ class Synthesizer:
         check_keys(state, expected, path, MODEL_NAME, optional=optional)
         check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
         check_finite(state, path, MODEL_NAME)
+        if cfg.num_chars < len(SYMBOLS):
+            raise CheckpointError(f"{path}: {MODEL_NAME} has {cfg.num_chars} symbol embeddings; RTVC's text "
+                                  f"front end needs {len(SYMBOLS)}")
         if not 1 <= cfg.r <= cfg.max_r:
             raise CheckpointError(f"{path}: {MODEL_NAME} reduction factor decoder.r = {cfg.r} "
                                   f"is outside 1..{cfg.max_r}")

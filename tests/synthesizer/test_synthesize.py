@@ -232,3 +232,14 @@ def test_bad_device(ckpt):
 
 def test_errors_are_value_errors():
     assert issubclass(TextError, ValueError) and issubclass(InputError, Sv2ttsError)
+
+
+def test_checkpoint_with_a_smaller_vocabulary_is_refused(tmp_path):
+    from sv2tts.synthesizer.config import SynthesizerConfig
+    from sv2tts.synthesizer.model import Tacotron
+
+    small = Tacotron(SynthesizerConfig(num_chars=10, embed_dims=16, encoder_dims=16, decoder_dims=16,
+                                       postnet_dims=16, lstm_dims=16))
+    torch.save({"model_state": small.state_dict()}, tmp_path / "tiny_vocab.pt")
+    with pytest.raises(CheckpointError, match="has 10 symbol embeddings; RTVC's text front end needs 66"):
+        Synthesizer.load(tmp_path / "tiny_vocab.pt")
