@@ -553,7 +553,8 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
                 log.info("%s: the server refused the resume (416); restarting", part)
                 part.unlink()
                 continue
-            raise DownloadError(f"{url}: HTTP {e.code} {e.reason} while downloading {model.filename}") from None
+            reason = " ".join(str(e.reason).split())  # urllib's redirect-loop reason spans lines
+            raise DownloadError(f"{url}: HTTP {e.code} {reason} while downloading {model.filename}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
             reason = getattr(e, "reason", None) or e
             log.debug("%s: no answer: %r", url, e)

@@ -41,6 +41,7 @@ class Served:
     no_length: bool = False
     stall: bool = False
     hf_redirect: bool = False  # /<name> answers 302 with X-Linked-ETag/X-Linked-Size -> /cdn/<name>
+    loop: bool = False  # every request answers 302 to itself
     status: int = 200
 
 
@@ -75,6 +76,12 @@ def _make_handler(hub: Hub):
                 return
             if entry.status != 200:
                 self.send_error(entry.status)
+                return
+            if entry.loop:
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             data = entry.data
             sha = entry.sha_value or hashlib.sha256(data).hexdigest()
@@ -558,3 +565,11 @@ def test_a_full_disk_is_not_retried_as_a_network_cut(hub, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         models.download_model("vocoder", progress=False, retries=4)
     assert len(hub.gets("vocoder.pt")) == 1  # not retried
+
+
+def test_a_redirect_loop_is_one_line(hub, monkeypatch):
+    fake_model(monkeypatch, "vocoder", payload())
+    hub.add("vocoder.pt", b"", loop=True)
+    with pytest.raises(DownloadError) as info:
+        models.download_model("vocoder", progress=False)
+    assert "infinite loop" in str(info.value) and "\n" not in str(info.value)
