@@ -111,20 +111,32 @@ class Vocoder:
         wave_len = (mel.shape[1] - 1) * cfg.hop_length
         if wave_len == 0:
             return np.zeros(0, dtype=np.float32)
-        mels, aux = self.upsample(mel, batched=batched, target=target, overlap=overlap)
+        hop, total = cfg.hop_length, mel.shape[1] * cfg.hop_length  # upsampled samples
+        rows = _Folds(total, target, overlap) if batched else _Folds.single(total)
         generator = make_generator(seed, self.device)
         burn_gru_cell_init(self.model, generator)
-        seq_len = mels.shape[1]
         # the chunked engines skip steps whose samples are all cut off by the truncation to
         # wave_len (possible with a single row only); the output is the same
-        n = seq_len if engine.name == "reference" or mels.shape[0] > 1 else min(seq_len, wave_len)
-        bar = progress_bar(progress, n, f"vocoding ({mels.shape[0]} folds)", unit="step")
+        n = rows.length if engine.name == "reference" or rows.count > 1 else min(rows.length, wave_len)
+        # folds are generated in groups, so memory is bounded whatever the length (RTVC's
+        # reference loop draws for all folds at once: it keeps them in one group)
+        group = rows.count if engine.name == "reference" else _FOLD_GROUP
+        bar = progress_bar(progress, n * -(-rows.count // group), f"vocoding ({rows.count} folds)", unit="step")
+        labels = []
         try:
-            labels = engine.generate(mels[:, :n], aux[:, :n], generator, bar.update if bar else None)
+            for first in range(0, rows.count, group):
+                last = min(rows.count, first + group)
+                # upsample only the frames these folds cover: memory bounded by the group
+                start = first * rows.step // hop
+                stop = min(mel.shape[1], -(-((last - 1) * rows.step + rows.length) // hop))
+                feats, aux = self._upsampled(mel, start, stop)
+                labels.append(engine.generate(rows.take(feats, first, last, start * hop)[:, :n],
+                                              rows.take(aux, first, last, start * hop)[:, :n],
+                                              generator, bar.update if bar else None))
         finally:
             if bar is not None:
                 bar.close()
-        labels = torch.nn.functional.pad(labels, (0, seq_len - n), value=cfg.n_classes // 2)
+        labels = torch.nn.functional.pad(torch.cat(labels), (0, rows.length - n), value=cfg.n_classes // 2)
         samples = labels_to_samples(labels.cpu().numpy(), cfg.bits)
         wav = to_waveform(samples, batched=batched, target=target, overlap=overlap, wave_len=wave_len,
                           mu_law=cfg.mu_law, bits=cfg.bits,
@@ -140,17 +152,62 @@ class Vocoder:
         mel / 4, 2 zero frames of padding on each side, UpsampleNetwork, then RTVC's fold
         (batched) or a single row of length 200 * T.
         """
-        cfg = self.config
-        m = torch.from_numpy(mel / np.float32(cfg.mel_max_abs_value)).to(self.device)[None]
-        m = torch.nn.functional.pad(m, (cfg.pad, cfg.pad))
-        feats, aux = self.model.upsample(m)
+        feats, aux = self._upsampled(mel)
         if batched:
             feats = torch.from_numpy(fold_with_overlap(feats.cpu().numpy(), target, overlap)).to(self.device)
             aux = torch.from_numpy(fold_with_overlap(aux.cpu().numpy(), target, overlap)).to(self.device)
         return feats.contiguous(), aux.contiguous()
 
+    @torch.inference_mode()
+    def _upsampled(self, mel: np.ndarray, start: int = 0, stop: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validated mel (80, T) -> features (1, 200 n, 80) and aux (1, 200 n, 128) of its frames
+        [start, stop) (n = stop - start; default all), unfolded.
+
+        A part is computed from the mel frames around it (``_CONTEXT`` more on each side than
+        the convolutions reach), so parts equal the same samples of the whole.
+        """
+        cfg = self.config
+        stop = mel.shape[1] if stop is None else stop
+        m = torch.from_numpy(mel / np.float32(cfg.mel_max_abs_value)).to(self.device)[None]
+        m = torch.nn.functional.pad(m, (cfg.pad, cfg.pad))
+        first, last = max(0, start - _CONTEXT), min(mel.shape[1], stop + _CONTEXT)
+        feats, aux = self.model.upsample(m[:, :, first:last + 2 * cfg.pad])
+        lo, hi = (start - first) * cfg.hop_length, (stop - first) * cfg.hop_length
+        return feats[:, lo:hi], aux[:, lo:hi]
+
     def __repr__(self) -> str:
         return f"Vocoder(rnn_dims={self.config.rnn_dims}, device={str(self.device)!r}, precision={self.precision!r})"
+
+
+_FOLD_GROUP = 16  # folds generated together (8 s of audio at RTVC's target/overlap)
+_CONTEXT = 4  # mel frames around a part being upsampled (the convolutions reach ~1.3 frames)
+
+
+class _Folds:
+    """RTVC's fold of a (1, total, C) sequence into overlapping rows, taken a few rows at a time
+    (the same values as ``fold_with_overlap``, without materialising every fold)."""
+
+    def __init__(self, total: int, target: int, overlap: int) -> None:
+        self.step, self.length = target + overlap, target + 2 * overlap
+        count = (total - overlap) // self.step
+        self.count = max(1, count + (total - (count * self.step + overlap) != 0))
+
+    @classmethod
+    def single(cls, total: int) -> "_Folds":
+        """One row: the whole sequence (unbatched generation)."""
+        folds = cls(total, total, 0)
+        folds.count, folds.step, folds.length = 1, total, total
+        return folds
+
+    def take(self, x: torch.Tensor, first: int, last: int, offset: int = 0) -> torch.Tensor:
+        """Rows [first, last) -> (last - first, length, C), zero-padded; x (1, n, C) holds the
+        sequence's samples from ``offset`` on."""
+        rows = x.new_zeros(last - first, self.length, x.shape[2])
+        for i in range(first, last):
+            piece = x[0, i * self.step - offset:i * self.step - offset + self.length]
+            rows[i - first, :len(piece)] = piece
+        return rows
 
 
 def check_precision(precision) -> str:

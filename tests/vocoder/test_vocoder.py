@@ -219,3 +219,38 @@ def test_broken_checkpoints(tmp_path, edit, match):
     torch.save({"model_state": sd, "optimizer_state": {}}, path)
     with pytest.raises(CheckpointError, match=match):
         Vocoder.load(path)
+
+
+def test_fold_groups_take_the_same_rows_as_rtvcs_fold():
+    from sv2tts.vocoder import _Folds
+    from sv2tts.vocoder.postprocess import fold_with_overlap
+
+    for total in (50, 1000, 1151, 2345, 9999):
+        x = torch.randn(1, total, 3)
+        expected = fold_with_overlap(x.numpy(), 300, 50)
+        folds = _Folds(total, 300, 50)
+        assert folds.count == len(expected)
+        got = torch.cat([folds.take(x, i, min(folds.count, i + 2)) for i in range(0, folds.count, 2)])
+        np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_long_audio_is_generated_in_groups_of_folds(vocoder, mel50, monkeypatch):
+    """Up to a group, the folds are generated together (same audio as before); longer mels go
+    through the engine a group at a time, so memory does not grow with the length."""
+    import sv2tts.vocoder as voc_mod
+
+    engine = vocoder.engine("float32")
+    seen = []
+    real = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda m, a, g, p=None: seen.append(m.shape[0]) or real(m, a, g, p))
+    monkeypatch.setattr(voc_mod, "_FOLD_GROUP", 4)
+    wav = vocoder.vocode(mel50, seed=0, target=400, overlap=50, progress=False)
+    assert seen == [4, 4, 4, 4, 4, 3] and len(wav) == 49 * 200 and np.isfinite(wav).all()  # 23 folds
+
+
+def test_upsampled_parts_equal_the_whole(vocoder, mel50):
+    feats, aux = vocoder._upsampled(mel50)
+    for start, stop in ((0, 7), (7, 30), (30, 50), (12, 13)):
+        f, a = vocoder._upsampled(mel50, start, stop)
+        torch.testing.assert_close(f, feats[:, start * 200:stop * 200], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, aux[:, start * 200:stop * 200], rtol=1e-5, atol=1e-6)
