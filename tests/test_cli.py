@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -320,7 +321,8 @@ def test_json_summaries_on_clone_embed_and_similarity(example_clip, synthetic_cl
     assert res.exit_code == 2 and "Error: --json and --base64 both write to stdout" in res.output
 
 
-def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models, tmp_path, monkeypatch):
+def _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, failures: dict) -> Path:
+    """A folder of three references; Pipeline.clone raises failures[n] on its n-th call."""
     refs = tmp_path / "refs"
     refs.mkdir()
     for name in ("a", "b", "c"):
@@ -329,11 +331,16 @@ def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models,
 
     def clone(self, *args, **kwargs):
         calls.append(args)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+        if len(calls) in failures:
+            raise failures[len(calls)]
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(sv2tts.Pipeline, "clone", clone)
+    return refs
+
+
+def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models, tmp_path, monkeypatch):
+    refs = _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, {2: KeyboardInterrupt()})
     res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
                                     *models])
     assert res.exit_code == 130
@@ -366,21 +373,8 @@ def test_batch_goes_on_after_any_item_failure_and_stops_cleanly_on_a_full_disk(e
                                                                               monkeypatch):
     import errno
 
-    refs = tmp_path / "refs"
-    refs.mkdir()
-    for name in ("a", "b", "c"):
-        (refs / f"{name}.flac").write_bytes(example_clip.read_bytes())
-    real, calls = sv2tts.Pipeline.clone, []
-
-    def clone(self, *args, **kwargs):
-        calls.append(args)
-        if len(calls) == 1:
-            raise RuntimeError("something unexpected")
-        if len(calls) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(sv2tts.Pipeline, "clone", clone)
+    refs = _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, {
+        1: RuntimeError("something unexpected"), 3: OSError(errno.ENOSPC, "No space left on device")})
     res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
                                     *models])
     report = json.loads(res.stdout)
