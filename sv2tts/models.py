@@ -57,7 +57,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://huggingface.co/CorentinJ/SV2TTS/resolve/main"
 DOWNLOAD_COMMAND = "sv2tts models download"
-_CHUNK = 1 << 20  # bytes read/hashed at a time
+_CHUNK = 1 << 20  # bytes read/hashed at a time (at most; a read returns what has arrived)
+_SLOW_WINDOW = 60.0  # seconds: a transfer slower than _SLOW_RATE over this long is given up ...
+_SLOW_RATE = 1024  # ... bytes per second (a trickling server); the part is kept for a resume
 
 
 @dataclass(frozen=True)
@@ -603,14 +605,24 @@ def _stream(response, part: Path, offset: int, hasher, expected: int | None, len
     ) as bar:
         f.seek(offset)
         f.truncate()
+        window_start, window_bytes = time.monotonic(), 0
         while True:
             try:
-                block = response.read(_CHUNK)
+                block = response.read1(_CHUNK)  # what has arrived, up to _CHUNK: it reaches the disk
             except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad chunk
                 error = str(e) or type(e).__name__
                 break
             if not block:
                 break
+            window_bytes += len(block)
+            if time.monotonic() - window_start >= _SLOW_WINDOW:
+                if window_bytes < _SLOW_RATE * _SLOW_WINDOW:
+                    error = f"slower than {_SLOW_RATE:,} bytes/s for {_SLOW_WINDOW:g} s"
+                    f.write(block)
+                    hasher.update(block)
+                    received += len(block)
+                    break
+                window_start, window_bytes = time.monotonic(), 0
             if expected is not None and offset + received + len(block) > expected:
                 overflow = True
                 break

@@ -42,6 +42,7 @@ class Served:
     stall: bool = False
     hf_redirect: bool = False  # /<name> answers 302 with X-Linked-ETag/X-Linked-Size -> /cdn/<name>
     loop: bool = False  # every request answers 302 to itself
+    trickle: bool = False  # the body is sent one byte every 20 ms
     status: int = 200
 
 
@@ -119,6 +120,14 @@ def _make_handler(hub: Hub):
             if entry.cuts > 0:
                 entry.cuts -= 1
                 body = body[: entry.cut_after]
+            if entry.trickle:
+                for i in range(len(body)):
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(0.02)
             self.wfile.write(body)
             self.wfile.flush()
             self.close_connection = True
@@ -573,3 +582,17 @@ def test_a_redirect_loop_is_one_line(hub, monkeypatch):
     with pytest.raises(DownloadError) as info:
         models.download_model("vocoder", progress=False)
     assert "infinite loop" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_trickling_server_is_given_up_and_the_part_kept(hub, monkeypatch):
+    data = payload()
+    path = fake_model(monkeypatch, "vocoder", data)
+    hub.add("vocoder.pt", data, trickle=True)
+    monkeypatch.setattr(models, "_SLOW_WINDOW", 0.5)  # 50 bytes/s arrive: far below 1 KiB/s
+    t0 = time.perf_counter()
+    with pytest.raises(DownloadError, match=rf"interrupted at \d+ of {len(data):,} bytes \(slower than 1,024 "
+                                            r"bytes/s for 0.5 s\); run again to resume"):
+        models.download_model("vocoder", progress=False)
+    assert time.perf_counter() - t0 < 5
+    part = Path(f"{path}.part")
+    assert 0 < part.stat().st_size < len(data) and part.read_bytes() == data[:part.stat().st_size]
