@@ -104,20 +104,28 @@ class Pipeline:
         self.download = download
         self._specs = {"encoder": encoder, "synthesizer": synthesizer, "vocoder": vocoder}
         self._store = _ModelStore()
+        self._loaded: dict[str, object] = {}  # stage -> model, once found in the store
 
     # -- models, loaded once ---------------------------------------------------------------
 
+    def _model(self, stage: str):
+        """The model of ``stage``: resolved (path, cache check) and loaded on first use only."""
+        model = self._loaded.get(stage)
+        if model is None:
+            model = self._loaded[stage] = self._store.get(stage, self._specs[stage], self.device, self.download)
+        return model
+
     @property
     def encoder(self):
-        return self._store.get("encoder", self._specs["encoder"], self.device, self.download)
+        return self._model("encoder")
 
     @property
     def synthesizer(self):
-        return self._store.get("synthesizer", self._specs["synthesizer"], self.device, self.download)
+        return self._model("synthesizer")
 
     @property
     def vocoder(self):
-        return self._store.get("vocoder", self._specs["vocoder"], self.device, self.download)
+        return self._model("vocoder")
 
     def load_all(self) -> "Pipeline":
         """Load (and download if needed) every model now instead of on first use."""
@@ -130,13 +138,14 @@ class Pipeline:
         defaults = [s for s in stages if self._specs[s] is None and s != "encoder"]
         for stage in stages:  # the models given explicitly first: their errors need no network
             if stage not in defaults:
-                getattr(self, stage)
+                self._model(stage)
+        defaults = [s for s in defaults if s not in self._loaded]
         if defaults:
             from . import models
 
             models.ensure_models(defaults, download_missing=self.download)
             for stage in defaults:
-                getattr(self, stage)
+                self._model(stage)
 
     # -- the stages --------------------------------------------------------------------------
 
