@@ -26,7 +26,7 @@ from .config import VocoderConfig
 from .engines import PRECISIONS, select_engine
 from .griffinlim import GriffinLim
 from .model import WaveRNN
-from .postprocess import fold_with_overlap, labels_to_samples, to_waveform
+from .postprocess import Folds, fold_with_overlap, labels_to_samples, to_waveform
 from .reference import burn_gru_cell_init
 
 __all__ = ["PRECISIONS", "GriffinLim", "Vocoder", "VocoderConfig", "WaveRNN"]
@@ -112,7 +112,7 @@ class Vocoder:
         if wave_len == 0:
             return np.zeros(0, dtype=np.float32)
         hop, total = cfg.hop_length, mel.shape[1] * cfg.hop_length  # upsampled samples
-        rows = _Folds(total, target, overlap) if batched else _Folds.single(total)
+        rows = Folds(total, target, overlap) if batched else Folds.single(total)
         generator = make_generator(seed, self.device)
         burn_gru_cell_init(self.model, generator)
         # the chunked engines skip steps whose samples are all cut off by the truncation to
@@ -129,10 +129,9 @@ class Vocoder:
                 # upsample only the frames these folds cover: memory bounded by the group
                 start = first * rows.step // hop
                 stop = min(mel.shape[1], -(-((last - 1) * rows.step + rows.length) // hop))
-                feats, aux = self._upsampled(mel, start, stop)
-                labels.append(engine.generate(rows.take(feats, first, last, start * hop)[:, :n],
-                                              rows.take(aux, first, last, start * hop)[:, :n],
-                                              generator, bar.update if bar else None))
+                feats, aux = (torch.from_numpy(rows.take(t.cpu().numpy(), first, last, start * hop)[:, :n])
+                              .to(self.device) for t in self._upsampled(mel, start, stop))
+                labels.append(engine.generate(feats, aux, generator, bar.update if bar else None))
         finally:
             if bar is not None:
                 bar.close()
@@ -182,32 +181,6 @@ class Vocoder:
 
 _FOLD_GROUP = 16  # folds generated together (8 s of audio at RTVC's target/overlap)
 _CONTEXT = 4  # mel frames around a part being upsampled (the convolutions reach ~1.3 frames)
-
-
-class _Folds:
-    """RTVC's fold of a (1, total, C) sequence into overlapping rows, taken a few rows at a time
-    (the same values as ``fold_with_overlap``, without materialising every fold)."""
-
-    def __init__(self, total: int, target: int, overlap: int) -> None:
-        self.step, self.length = target + overlap, target + 2 * overlap
-        count = (total - overlap) // self.step
-        self.count = max(1, count + (total - (count * self.step + overlap) != 0))
-
-    @classmethod
-    def single(cls, total: int) -> "_Folds":
-        """One row: the whole sequence (unbatched generation)."""
-        folds = cls(total, total, 0)
-        folds.count, folds.step, folds.length = 1, total, total
-        return folds
-
-    def take(self, x: torch.Tensor, first: int, last: int, offset: int = 0) -> torch.Tensor:
-        """Rows [first, last) -> (last - first, length, C), zero-padded; x (1, n, C) holds the
-        sequence's samples from ``offset`` on."""
-        rows = x.new_zeros(last - first, self.length, x.shape[2])
-        for i in range(first, last):
-            piece = x[0, i * self.step - offset:i * self.step - offset + self.length]
-            rows[i - first, :len(piece)] = piece
-        return rows
 
 
 def check_precision(precision) -> str:

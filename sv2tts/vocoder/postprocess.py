@@ -10,27 +10,40 @@ import numpy as np
 from ..core.dsp import de_emphasis
 
 
-def fold_with_overlap(x: np.ndarray, target: int, overlap: int) -> np.ndarray:
-    """Split x (1, total, C) into overlapping folds (F, target + 2*overlap, C).
+class Folds:
+    """RTVC's fold of a sequence of ``total`` samples into overlapping rows of target + 2*overlap:
+    fold i starts at i*(target + overlap), the tail is zero-padded. Rows can be taken a few at a
+    time (the vocoder generates them in groups). As RTVC, except that a sequence shorter than
+    RTVC can fold (total <= overlap) still gives one fold."""
 
-    Fold i starts at i*(target + overlap); the tail is zero-padded. As RTVC, except that a
-    sequence shorter than RTVC can fold (total <= overlap) still gives one fold.
-    """
+    def __init__(self, total: int, target: int, overlap: int) -> None:
+        self.step, self.length = target + overlap, target + 2 * overlap
+        count = (total - overlap) // self.step
+        self.count = max(1, count + (total - (count * self.step + overlap) != 0))
+
+    @classmethod
+    def single(cls, total: int) -> "Folds":
+        """One row: the whole sequence (unbatched generation)."""
+        folds = cls(total, total, 0)
+        folds.count, folds.step, folds.length = 1, total, total
+        return folds
+
+    def take(self, x: np.ndarray, first: int, last: int, offset: int = 0) -> np.ndarray:
+        """Rows [first, last) -> (last - first, length, C), zero-padded; x (1, n, C) holds the
+        sequence's samples from ``offset`` on."""
+        rows = np.zeros((last - first, self.length, x.shape[2]), x.dtype)
+        for i in range(first, last):
+            piece = x[0, i * self.step - offset:i * self.step - offset + self.length]
+            rows[i - first, :len(piece)] = piece
+        return rows
+
+
+def fold_with_overlap(x: np.ndarray, target: int, overlap: int) -> np.ndarray:
+    """Split x (1, total, C) into all its overlapping folds (F, target + 2*overlap, C) (``Folds``)."""
     if x.ndim != 3 or x.shape[0] != 1:
         raise ValueError(f"fold_with_overlap expects (1, total, C), got {x.shape}")
-    total = x.shape[1]
-    step, length = target + overlap, target + 2 * overlap
-    num_folds = (total - overlap) // step
-    extended = num_folds * step + overlap
-    remaining = total - extended
-    if remaining != 0:
-        num_folds += 1
-        x = np.concatenate([x, np.zeros((1, length - remaining, x.shape[2]), x.dtype)], axis=1)
-    if num_folds < 1:  # total <= overlap: RTVC would return no fold at all
-        num_folds = 1
-    if x.shape[1] < length:
-        x = np.concatenate([x, np.zeros((1, length - x.shape[1], x.shape[2]), x.dtype)], axis=1)
-    return np.stack([x[0, i * step:i * step + length] for i in range(num_folds)])
+    folds = Folds(x.shape[1], target, overlap)
+    return folds.take(x, 0, folds.count)
 
 
 def xfade_and_unfold(y: np.ndarray, target: int, overlap: int) -> np.ndarray:
