@@ -33,6 +33,8 @@ _EXPORTS = {
     "check_output_path": "sv2tts.core.audio",
     "to_wav_bytes": "sv2tts.core.audio",
     "to_base64": "sv2tts.core.audio",
+    "resample": "sv2tts.core.audio",
+    "write_bytes_atomic": "sv2tts.core.audio",
     # batches and the model cache
     "directory_items": "sv2tts.batch",
     "read_manifest": "sv2tts.batch",
@@ -54,7 +56,8 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .batch import directory_items, read_manifest, run_batch
-    from .core.audio import check_output_path, load_audio, to_base64, to_wav_bytes, write_audio
+    from .core.audio import (check_output_path, load_audio, resample, to_base64, to_wav_bytes, write_audio,
+                             write_bytes_atomic)
     from .core.dsp import SAMPLE_RATE
     from .core.errors import (AudioError, CheckpointError, DownloadError, InputError,
                               ModelNotFoundError, Sv2ttsError, TextError)

@@ -331,5 +331,64 @@ def models_list(quiet, verbose):
         click.echo(f"{s.name:12} {state:8} {size:>15}  {detail}")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--encoder", metavar="PATH", help="encoder.pt; default: the built-in weights.")
+@click.option("--synthesizer", metavar="PATH", help="synthesizer.pt; default: the cached model.")
+@click.option("--vocoder", metavar="PATH|griffinlim", help="vocoder.pt; default: the cached model.")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
+              show_default=True, help="Vocoder arithmetic; int8 is the fastest on a CPU.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20, show_default=True,
+              help="Largest request body; more is refused with 413 while it arrives.")
+@click.option("--max-text-chars", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Longest text of one request.")
+@click.option("--max-queue", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Requests that may wait for a worker; more get 429 with Retry-After.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Requests computed at once (default: one per two CPU cores).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+              help="Seconds a request may take, waiting included; then 504.")
+@click.option("--api-key", envvar="SV2TTS_API_KEY", metavar="KEY",
+              help="Require 'Authorization: Bearer KEY' on /v1 (also $SV2TTS_API_KEY).")
+@click.option("--voices-dir", type=click.Path(path_type=Path), help="Saved voices (default: $SV2TTS_HOME/voices).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let web pages from ORIGIN (e.g. https://example.com) call the API; repeatable.")
+@device_option
+@common_options
+def serve(host, port, encoder, synthesizer, vocoder, precision, max_upload_mb, max_text_chars, max_queue,
+          workers, timeout_s, api_key, voices_dir, cors_origins, device, quiet, verbose):
+    """Run the HTTP service and its web page (needs `pip install "sv2tts[serve]"`).
+
+    The page is at http://HOST:PORT/, the API under /v1 (docs at /docs).
+
+    \b
+    Example:
+      sv2tts serve --port 8000 --precision int8
+      curl -F reference=@ref.wav -F text="Hello there." localhost:8000/v1/clone -o out.wav
+    """
+    _setup_logging(quiet, verbose)
+    try:
+        import uvicorn
+
+        from sv2tts.server import ServeSettings, create_app, load_pipeline
+    except ImportError as e:
+        raise click.UsageError(f"sv2tts serve needs the serve extra ({e.name} is missing): "
+                               f'pip install "sv2tts[serve]"') from None
+    from sv2tts.server.settings import default_workers
+
+    settings = ServeSettings(host=host, port=port, encoder=encoder, synthesizer=synthesizer, vocoder=vocoder,
+                             precision=precision, device=device, max_upload_mb=max_upload_mb,
+                             max_text_chars=max_text_chars, max_queue=max_queue,
+                             workers=workers or default_workers(), timeout_s=timeout_s, api_key=api_key or None,
+                             voices_dir=voices_dir, cors_origins=tuple(cors_origins))
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        click.echo(f"Warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)
+    app = create_app(settings, load_pipeline(settings))  # bad model paths fail here, in one line
+    if not quiet:
+        click.echo(f"sv2tts serving on http://{host}:{port}/ (API docs: /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="error" if quiet else "info" if verbose else "warning")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

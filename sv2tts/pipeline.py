@@ -9,6 +9,7 @@ of loaded models, keyed by path, so repeated calls with the same paths load each
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -209,22 +210,40 @@ class Pipeline:
         return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
 
     def stream(self, reference, text: str, *, seed: int | None = None, precision: str | None = None,
-               max_frames: int = 2000) -> Iterator[np.ndarray]:
+               max_frames: int = 2000, timings: dict[str, float] | None = None) -> Iterator[np.ndarray]:
         """Speak ``text`` like :meth:`clone`, yielding (n,) float32 16 kHz chunks in order.
 
         One chunk per sentence group, yielded as soon as that group is vocoded (the first
         long before the whole text is done). Each chunk is post-processed like ``clone``'s
         result. The same seed gives the same chunks (group i uses a seed derived from
         ``seed`` and i); they differ from ``clone``'s audio, which vocodes the joined mel once.
+        ``timings``: a dict that receives the seconds spent so far in "embed", "synthesize"
+        and "vocode" (updated before each chunk is yielded).
         """
         groups = sentence_groups(text, self.max_text_chars)
         seed = check_seed(seed)
         self._require("synthesizer", "vocoder")
-        embedding = self.embed(reference)
+        timings = {} if timings is None else timings
+        timings.update(embed=0.0, synthesize=0.0, vocode=0.0)
+        with _timed(timings, "embed"):
+            embedding = self.embed(reference)
         for i, group in enumerate(groups):
             group_seed = derive_seed(seed, i)
-            mel = self.synthesizer.synthesize(group, embedding, seed=group_seed, max_frames=max_frames)
-            yield postprocess_output(self.vocode(mel, seed=group_seed, precision=precision, progress=False))
+            with _timed(timings, "synthesize"):
+                mel = self.synthesizer.synthesize(group, embedding, seed=group_seed, max_frames=max_frames)
+            with _timed(timings, "vocode"):
+                wav = postprocess_output(self.vocode(mel, seed=group_seed, precision=precision, progress=False))
+            yield wav
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    """Add the seconds the block takes to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] += time.perf_counter() - start
 
 
 def sentence_groups(text: str, max_chars: int | None = MAX_TEXT_CHARS) -> list[str]:

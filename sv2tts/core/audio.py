@@ -123,7 +123,7 @@ def _decoder(path: Path):
         try:
             container = av.open(str(path))
         except av.FFmpegError as e:
-            raise ValueError(str(e)) from None
+            raise ValueError(e.strerror or str(e)) from None
         with container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
@@ -161,7 +161,7 @@ def _av_blocks(av, container, stream):
                 yield np.concatenate(pending)
                 pending, size = [], 0
     except av.FFmpegError as e:
-        raise ValueError(str(e)) from None
+        raise ValueError(e.strerror or str(e)) from None
 
 
 class _Collector:

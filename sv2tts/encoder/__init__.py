@@ -130,8 +130,14 @@ class Encoder:
         and re-normalised. Returns (256,) float32 with unit L2 norm. Each clip is cut after
         ``max_seconds`` of audio (with a warning; None: no limit): the encoder needs ~10 s.
         """
-        wavs = [self._reference_wav(r, sample_rate, max_seconds)
-                for r in _as_reference_list(reference, sample_rate)]
+        return self.embed_speaker([self._reference_wav(r, sample_rate, max_seconds)
+                                   for r in _as_reference_list(reference, sample_rate)])
+
+    def embed_speaker(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
+        """Preprocessed 16 kHz wavs of one speaker (``load_reference``'s output) -> (256,) float32,
+        unit L2 norm: their utterance embeddings averaged and re-normalised (one wav: its own)."""
+        if len(wavs) == 0:
+            raise InputError("no reference audio given (empty list)")
         embeds = np.stack([self.embed_utterance(w) for w in wavs])
         if len(embeds) == 1:
             return embeds[0]
