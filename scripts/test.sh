@@ -6,9 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${SV2TTS_VENV:-.venv}"
-bash scripts/install.sh "$venv" test,codecs
+bash scripts/install.sh "$venv" test,codecs,serve
 if [ "${CI:-}" = "true" ]; then  # CI must test the C engine, not silently fall back
     "$venv/bin/python" -c "import sv2tts._native"
+fi
+# the web page's tests drive Debian's chromium (Playwright's own browser download is not used)
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "sv2tts: installing chromium for the browser tests (apt-get)"
+        sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+        $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
+    else
+        echo "sv2tts: no chromium here: the browser tests will be skipped (apt-get install chromium)"
+    fi
 fi
 args=()
 for a in "$@"; do
