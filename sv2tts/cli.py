@@ -371,7 +371,7 @@ def serve(host, port, encoder, synthesizer, vocoder, precision, max_upload_mb, m
     try:
         import uvicorn
 
-        from sv2tts.server import ServeSettings, create_app, load_pipeline
+        from sv2tts.server import ServeSettings, create_app
     except ImportError as e:
         raise click.UsageError(f"sv2tts serve needs the serve extra ({e.name} is missing): "
                                f'pip install "sv2tts[serve]"') from None
@@ -384,7 +384,7 @@ def serve(host, port, encoder, synthesizer, vocoder, precision, max_upload_mb, m
                              voices_dir=voices_dir, cors_origins=tuple(cors_origins))
     if host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         click.echo(f"Warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)
-    app = create_app(settings, load_pipeline(settings))  # bad model paths fail here, in one line
+    app = create_app(settings)  # loads the models: a bad model path fails here, in one line
     if not quiet:
         click.echo(f"sv2tts serving on http://{host}:{port}/ (API docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="error" if quiet else "info" if verbose else "warning")

@@ -213,14 +213,15 @@ class Pipeline:
                max_frames: int = 2000, timings: dict[str, float] | None = None) -> Iterator[np.ndarray]:
         """Speak ``text`` like :meth:`clone`, yielding (n,) float32 16 kHz chunks in order.
 
-        One chunk per sentence group, yielded as soon as that group is vocoded (the first
-        long before the whole text is done). Each chunk is post-processed like ``clone``'s
-        result. The same seed gives the same chunks (group i uses a seed derived from
-        ``seed`` and i); they differ from ``clone``'s audio, which vocodes the joined mel once.
+        One chunk per sentence (even in a short text), yielded as soon as it is vocoded (the
+        first long before the whole text is done). Each chunk is post-processed like
+        ``clone``'s result. The same seed gives the same chunks (sentence i uses a seed derived
+        from ``seed`` and i); they differ from ``clone``'s audio, which synthesises a short text
+        in one pass and vocodes the joined mel once.
         ``timings``: a dict that receives the seconds spent so far in "embed", "synthesize"
         and "vocode" (updated before each chunk is yielded).
         """
-        groups = sentence_groups(text, self.max_text_chars)
+        groups = sentence_groups(text, self.max_text_chars, per_sentence=True)
         seed = check_seed(seed)
         self._require("synthesizer", "vocoder")
         timings = {} if timings is None else timings
@@ -246,8 +247,9 @@ def _timed(timings: dict[str, float], stage: str):
         timings[stage] += time.perf_counter() - start
 
 
-def sentence_groups(text: str, max_chars: int | None = MAX_TEXT_CHARS) -> list[str]:
-    """Split a text into the groups it is synthesised in (sentences up to ~200 characters).
+def sentence_groups(text: str, max_chars: int | None = MAX_TEXT_CHARS, *, per_sentence: bool = False) -> list[str]:
+    """Split a text into the groups it is synthesised in: the whole text when it fits in one
+    pass (~200 characters), else its sentences; ``per_sentence``: always its sentences.
 
     Groups with nothing pronounceable are skipped with a warning; TextError when the text is
     not a str, empty, longer than ``max_chars`` (None: no limit), or has nothing to say at all.
@@ -266,7 +268,7 @@ def sentence_groups(text: str, max_chars: int | None = MAX_TEXT_CHARS) -> list[s
         log.warning("%r is mostly not in the Latin alphabet: the model speaks English and will read "
                     "a romanised form (unidecode) of it", text[:40])
     groups = []
-    for group in split_sentences(text):
+    for group in split_sentences(text, whole_if_fits=not per_sentence):
         if is_pronounceable(group):
             groups.append(group)
         else:

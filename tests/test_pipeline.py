@@ -160,6 +160,19 @@ def test_stream_yields_each_group_in_order_as_soon_as_it_is_vocoded(pipe, exampl
         assert chunk.dtype == np.float32 and chunk.ndim == 1 and len(chunk) > 0
 
 
+def test_stream_speaks_a_short_text_sentence_by_sentence(pipe, example_clip):
+    """clone reads a text that fits in one pass whole (as RTVC); stream splits it so the first
+    sentence is heard before the second is synthesised."""
+    text = "Hello there. How are you today?"
+    assert sentence_groups(text) == [text]
+    assert sentence_groups(text, per_sentence=True) == ["Hello there.", "How are you today?"]
+    spy = _Recorder(pipe.synthesizer)
+    chunks = Pipeline(pipe.encoder, spy, pipe.vocoder).stream(example_clip, text, seed=1)
+    next(chunks)
+    assert spy.texts == ["Hello there."]
+    assert len(list(chunks)) == 1 and spy.texts == ["Hello there.", "How are you today?"]
+
+
 def test_stream_is_reproducible_and_each_chunk_depends_on_its_group_and_place(pipe, example_clip):
     a = list(pipe.stream(example_clip, LONG, seed=4))
     b = list(sv2tts.stream(example_clip, LONG, synthesizer=pipe.synthesizer, vocoder=pipe.vocoder, seed=4))

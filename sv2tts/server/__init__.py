@@ -1,5 +1,5 @@
 """`sv2tts serve`: the HTTP service (FastAPI) and its web page. Needs ``pip install "sv2tts[serve]"``."""
-from .app import create_app, load_pipeline
+from .app import create_app
 from .settings import ServeSettings
 
-__all__ = ["ServeSettings", "create_app", "load_pipeline"]
+__all__ = ["ServeSettings", "create_app"]

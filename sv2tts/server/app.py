@@ -1,8 +1,8 @@
 """The FastAPI application: settings and models in, routers, middleware and error handlers.
 
-``create_app(settings, pipeline)`` builds it; the lifespan loads the models (unless a loaded
-pipeline is given), sets torch's threads so concurrent requests do not oversubscribe the
-cores, and starts the worker threads.
+``create_app(settings)`` builds it: torch's threads set so the workers together use the cores
+and no more, the models loaded in a worker thread (see ``Runner.call``), routers, middleware
+and error handlers; the lifespan stops the workers.
 """
 from __future__ import annotations
 
@@ -38,25 +38,32 @@ def load_pipeline(settings: ServeSettings) -> "sv2tts.Pipeline":
                            max_text_chars=settings.max_text_chars).load_all()
 
 
-def create_app(settings: ServeSettings = ServeSettings(), pipeline: "sv2tts.Pipeline | None" = None) -> FastAPI:
+def create_app(settings: ServeSettings = ServeSettings()) -> FastAPI:
+    """The service, its models loaded (a bad model path raises here, before anything listens)."""
+    import torch
+
+    torch.set_num_threads(settings.threads_per_worker)  # workers x threads = the cores
+    runner = Runner(settings.workers, settings.max_queue)
+    try:
+        pipeline = runner.call(load_pipeline, settings)
+    except BaseException:
+        runner.shutdown()
+        raise
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        import torch
-
-        torch.set_num_threads(settings.threads_per_worker)
-        app.state.runner = Runner(settings.workers, settings.max_queue)
-        app.state.pipeline = pipeline or load_pipeline(settings)
         log.info("serving with %d workers x %d threads, queue %d", settings.workers,
                  settings.threads_per_worker, settings.max_queue)
         try:
             yield
         finally:
-            app.state.runner.shutdown()
+            runner.shutdown()
 
     app = FastAPI(title="sv2tts", version=sv2tts.__version__, lifespan=lifespan,
                   description="Voice cloning (SV2TTS): 16 kHz speech in the voice of a reference clip.")
     app.state.settings = settings
-    app.state.pipeline = None
+    app.state.runner = runner
+    app.state.pipeline = pipeline
     app.state.metrics = Metrics()
     app.state.voices = VoiceStore(settings.voices_dir or sv2tts.model_cache_dir() / "voices")
     for router in (health.router, clone.router, voices.router, speech.router):

@@ -34,6 +34,7 @@ class Runner:
         self.accepted = 0  # jobs accepted and not finished (changed on the event loop only)
         self._seconds = 5.0  # moving average of a job's duration, for Retry-After
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="sv2tts-job")
+        self.closed = False
 
     @property
     def queue_depth(self) -> int:
@@ -59,11 +60,19 @@ class Runner:
         self._executor.submit(job.run, produce)
         return job
 
+    def call(self, fn: Callable, *args):
+        """``fn(*args)`` in a worker thread, waited for (for loading the models: torch's OpenMP
+        thread team is then the worker's own, and libgomp spins at the vocoder's per-step
+        barriers only while the threads of all teams fit the cores; a second team on the main
+        thread made every request 1.5x slower)."""
+        return self._executor.submit(fn, *args).result()
+
     def _finished(self, seconds: float) -> None:
         self.accepted -= 1
         self._seconds = 0.8 * self._seconds + 0.2 * seconds
 
     def shutdown(self) -> None:
+        self.closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -135,6 +135,12 @@ def test_split_sentences_short_text_is_whole():
     assert split_sentences("Short\ntext on two lines.") == ["Short\ntext on two lines."]
 
 
+def test_split_sentences_of_a_short_text_when_asked():
+    assert split_sentences("  Dr. Smith went home. He slept.  ", whole_if_fits=False) == [
+        "Dr. Smith went home.", "He slept."]
+    assert split_sentences("Short\ntext on two lines.", whole_if_fits=False) == ["Short", "text on two lines."]
+
+
 def test_split_sentences_long_text_never_drops_words():
     text = ("Dr. Smith met J. R. Jones at St. Mary's. " * 5 + "Really?! Yes. " +
             "word " * 120 + "\nA new line, with a clause; and more. " +

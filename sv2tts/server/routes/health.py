@@ -19,9 +19,9 @@ def healthz() -> dict:
 
 @router.get("/readyz")
 def readyz(request: Request):
-    """The models are loaded and requests are taken."""
-    if getattr(request.app.state, "pipeline", None) is None:
-        return JSONResponse({"status": "loading"}, status_code=503)
+    """Requests are taken (the models were loaded before the server listened); 503 while stopping."""
+    if request.app.state.runner.closed:
+        return JSONResponse({"status": "stopping"}, status_code=503)
     return {"status": "ready"}
 
 

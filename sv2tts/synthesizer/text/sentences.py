@@ -20,10 +20,11 @@ _end_re = re.compile(r"[.!?]+[\"')\]]*$")
 _token_re = re.compile(r"\{[^}\n]*\}|\S+")
 
 
-def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
+def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS, *, whole_if_fits: bool = True) -> list[str]:
     """Split `text` into chunks of at most `max_chars` characters, in order.
 
-    A text that fits is returned whole (one pass, as RTVC, line breaks included). Longer
+    A text that fits is returned whole (one pass, as RTVC, line breaks included) unless
+    ``whole_if_fits`` is False (streaming: the first sentence alone is heard sooner). Longer
     text is cut at line breaks and sentence ends ("." "!" "?", not after abbreviations such as "Dr." or
     initials); a sentence still too long is cut after commas/semicolons/colons, then at
     word boundaries, and a single word longer than `max_chars` is cut into pieces.
@@ -34,7 +35,7 @@ def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
     text = text.strip()
     if not text:
         return []
-    if len(text) <= max_chars:
+    if len(text) <= max_chars and whole_if_fits:
         return [text]
     chunks: list[str] = []
     for line in text.splitlines():
