@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError
-from ..core.runtime import make_generator, progress_bar, resolve_device
+from ..core.runtime import derive_seed, make_generator, progress_bar, resolve_device
 from ..core.spectrogram import validate_mel
 from .config import VocoderConfig
 from .engines import PRECISIONS, select_engine
@@ -104,44 +106,56 @@ class Vocoder:
         steps generated in parallel (RTVC's default). progress: tqdm bar; None = on a terminal.
         A 1-frame mel gives an empty array ((T - 1) * 200 = 0 samples).
         """
-        mel = validate_mel(mel)
+        return self.vocode_many([mel], seeds=[seed], precision=precision, batched=batched, target=target,
+                                overlap=overlap, progress=progress)[0]
+
+    def vocode_many(self, mels: Sequence[np.ndarray], *, seeds: Sequence[int | None] | None = None,
+                    precision: str | None = None, batched: bool = True, target: int = 8000, overlap: int = 800,
+                    progress: bool | None = None) -> list[np.ndarray]:
+        """Several mels at once -> one waveform each, as ``vocode`` gives it alone.
+
+        The folds of all items are generated together (up to ``_BATCH_FOLDS`` per pass), so
+        each step's weight loads serve several items: faster than one call per item. Each item
+        (and each group of 16 folds of a long one) draws from its own random stream and every
+        fold is computed on its own, so an item's audio does not depend on what it is batched
+        with. ``seeds``: one per mel (None: fresh entropy); the reference precision runs
+        the items one after another.
+        """
+        mels = [validate_mel(m) for m in mels]
+        seeds = [None] * len(mels) if seeds is None else list(seeds)
+        if len(seeds) != len(mels):
+            raise InputError(f"seeds: expected {len(mels)} (one per mel), got {len(seeds)}")
         target, overlap = _check_fold_args(target, overlap)
         engine = self.engine(precision)
-        cfg = self.config
-        wave_len = (mel.shape[1] - 1) * cfg.hop_length
-        if wave_len == 0:
-            return np.zeros(0, dtype=np.float32)
-        hop, total = cfg.hop_length, mel.shape[1] * cfg.hop_length  # upsampled samples
-        rows = Folds(total, target, overlap) if batched else Folds.single(total)
-        generator = make_generator(seed, self.device)
-        burn_gru_cell_init(self.model, generator)
-        # the chunked engines skip steps whose samples are all cut off by the truncation to
-        # wave_len (possible with a single row only); the output is the same
-        n = rows.length if engine.name == "reference" or rows.count > 1 else min(rows.length, wave_len)
-        # folds are generated in groups, so memory is bounded whatever the length (RTVC's
-        # reference loop draws for all folds at once: it keeps them in one group)
-        group = rows.count if engine.name == "reference" else _FOLD_GROUP
-        bar = progress_bar(progress, n * -(-rows.count // group), f"vocoding ({rows.count} folds)", unit="step")
-        labels = []
+        items = [_Item(self, mel, seed, engine, batched, target, overlap) for mel, seed in zip(mels, seeds)]
+        parts = [part for item in items for part in item.parts]
+        limit = 1 if engine.name == "reference" else _BATCH_FOLDS  # reference: RTVC's loop, one item at a time
+        passes = _pack(parts, limit)
+        total = sum(max(p.item.steps for p in batch) for batch in passes)
+        bar = progress_bar(progress, total, f"vocoding ({sum(p.count for p in parts)} folds)", unit="step")
         try:
-            for first in range(0, rows.count, group):
-                last = min(rows.count, first + group)
-                # upsample only the frames these folds cover: memory bounded by the group
-                start = first * rows.step // hop
-                stop = min(mel.shape[1], -(-((last - 1) * rows.step + rows.length) // hop))
-                feats, aux = (torch.from_numpy(rows.take(t.cpu().numpy(), first, last, start * hop)[:, :n])
-                              .to(self.device) for t in self._upsampled(mel, start, stop))
-                labels.append(engine.generate(feats, aux, generator, bar.update if bar else None))
+            for batch in passes:
+                self._generate(engine, batch, bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
-        labels = torch.nn.functional.pad(torch.cat(labels), (0, rows.length - n), value=cfg.n_classes // 2)
-        samples = labels_to_samples(labels.cpu().numpy(), cfg.bits)
-        wav = to_waveform(samples, batched=batched, target=target, overlap=overlap, wave_len=wave_len,
-                          mu_law=cfg.mu_law, bits=cfg.bits,
-                          preemphasis=cfg.preemphasis if cfg.apply_preemphasis else None,
-                          fade_len=cfg.fade_out_samples)
-        return wav.astype(np.float32)
+        return [item.waveform() for item in items]
+
+    def _generate(self, engine, parts: list["_Part"], progress) -> None:
+        """Generate the folds of ``parts`` in one pass; each part keeps its own labels."""
+        steps = max(p.item.steps for p in parts)
+        feats, aux = [], []
+        for part in parts:
+            f, a = part.features()
+            pad = (0, 0, 0, steps - f.shape[1])  # a short single-row item: steps past its end are dropped
+            feats.append(torch.nn.functional.pad(f, pad))
+            aux.append(torch.nn.functional.pad(a, pad))
+        streams = [(p.generator, p.count) for p in parts]
+        labels = engine.generate(torch.cat(feats), torch.cat(aux), streams, progress)
+        first = 0
+        for part in parts:
+            part.labels = labels[first:first + part.count, :part.item.steps]
+            first += part.count
 
     @torch.inference_mode()
     def upsample(self, mel: np.ndarray, *, batched: bool = True, target: int = 8000,
@@ -179,7 +193,8 @@ class Vocoder:
         return f"Vocoder(rnn_dims={self.config.rnn_dims}, device={str(self.device)!r}, precision={self.precision!r})"
 
 
-_FOLD_GROUP = 16  # folds generated together (8 s of audio at RTVC's target/overlap)
+_FOLD_GROUP = 16  # folds of one item upsampled together (8 s of audio at RTVC's target/overlap)
+_BATCH_FOLDS = 32  # folds generated in one pass (of one item or several)
 _CONTEXT = 4  # mel frames around a part being upsampled (the convolutions reach ~1.3 frames)
 
 
@@ -212,3 +227,75 @@ def _check_config(cfg: VocoderConfig, path) -> None:
     if scale != cfg.hop_length or cfg.num_mels != 80 or 2 ** cfg.bits < 2 or cfg.res_out_dims % 4:
         raise CheckpointError(f"{path}: unsupported vocoder sizes (upsample {cfg.upsample_factors}, "
                               f"{cfg.num_mels} mels, {2 ** cfg.bits} classes); expected RTVC's layout")
+
+
+class _Item:
+    """One mel being vocoded: its folds, split into parts of at most ``_FOLD_GROUP`` folds, each
+    with its own random stream (part 0: the item's generator, as RTVC's after its GRUCell draws;
+    part j: a generator seeded from (seed, j)), so the parts may run in any passes."""
+
+    def __init__(self, vocoder: Vocoder, mel: np.ndarray, seed: int | None, engine, batched: bool,
+                 target: int, overlap: int) -> None:
+        cfg = vocoder.config
+        self.vocoder, self.mel = vocoder, mel
+        self.batched, self.target, self.overlap = batched, target, overlap
+        self.wave_len = (mel.shape[1] - 1) * cfg.hop_length
+        total = mel.shape[1] * cfg.hop_length  # upsampled samples
+        self.rows = Folds(total, target, overlap) if batched else Folds.single(total)
+        # the chunked engines skip steps whose samples are all cut off by the truncation to
+        # wave_len (possible with a single row only); the output is the same
+        single = engine.name != "reference" and self.rows.count == 1
+        self.steps = min(self.rows.length, self.wave_len) if single else self.rows.length
+        self.parts: list[_Part] = []
+        if self.wave_len == 0:
+            return
+        generator = make_generator(seed, vocoder.device)
+        burn_gru_cell_init(vocoder.model, generator)
+        group = self.rows.count if engine.name == "reference" else _FOLD_GROUP  # RTVC: all folds at once
+        base = seed if seed is not None else secrets.randbelow(2 ** 32)
+        for j, first in enumerate(range(0, self.rows.count, group)):
+            g = generator if j == 0 else make_generator(derive_seed(base, j), vocoder.device)
+            self.parts.append(_Part(self, first, min(self.rows.count, first + group), g))
+
+    def waveform(self) -> np.ndarray:
+        if self.wave_len == 0:
+            return np.zeros(0, dtype=np.float32)
+        cfg = self.vocoder.config
+        labels = torch.cat([p.labels for p in self.parts])
+        labels = torch.nn.functional.pad(labels, (0, self.rows.length - self.steps), value=cfg.n_classes // 2)
+        samples = labels_to_samples(labels.cpu().numpy(), cfg.bits)
+        wav = to_waveform(samples, batched=self.batched, target=self.target, overlap=self.overlap,
+                          wave_len=self.wave_len, mu_law=cfg.mu_law, bits=cfg.bits,
+                          preemphasis=cfg.preemphasis if cfg.apply_preemphasis else None,
+                          fade_len=cfg.fade_out_samples)
+        return wav.astype(np.float32)
+
+
+class _Part:
+    """Folds [first, last) of an item, their random stream, and (once generated) their labels."""
+
+    def __init__(self, item: _Item, first: int, last: int, generator: torch.Generator) -> None:
+        self.item, self.first, self.last, self.generator = item, first, last, generator
+        self.count = last - first
+        self.labels: torch.Tensor | None = None
+
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Folded features (count, steps, 80) and aux (count, steps, 128), upsampling only the
+        mel frames these folds cover (memory bounded by the part, whatever the item's length)."""
+        item, rows, hop = self.item, self.item.rows, self.item.vocoder.config.hop_length
+        start = self.first * rows.step // hop
+        stop = min(item.mel.shape[1], -(-((self.last - 1) * rows.step + rows.length) // hop))
+        return tuple(torch.from_numpy(rows.take(t.cpu().numpy(), self.first, self.last, start * hop)[:, :item.steps])
+                     .to(item.vocoder.device) for t in item.vocoder._upsampled(item.mel, start, stop))
+
+
+def _pack(parts: list[_Part], limit: int) -> list[list[_Part]]:
+    """Consecutive parts in passes of at most ``limit`` folds (a part is never split)."""
+    passes, current, size = [], [], 0
+    for part in parts:
+        if current and size + part.count > limit:
+            passes.append(current)
+            current, size = [], 0
+        current.append(part)
+        size += part.count
+    return passes + ([current] if current else [])

@@ -36,6 +36,7 @@ CHUNK = 256  # steps per precomputed chunk
 PRECISIONS = ("float32", "bfloat16", "int8", "reference")
 
 Progress = Callable[[int], None]
+Streams = list  # [(torch.Generator, n_folds), ...]: the random stream of each run of folds
 
 
 class ReferenceEngine:
@@ -47,9 +48,12 @@ class ReferenceEngine:
     def __init__(self, model: WaveRNN) -> None:
         self.model = model
 
-    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator,
+    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator | Streams,
                  progress: Progress | None = None) -> torch.Tensor:
-        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux)."""
+        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux); one
+        random stream for all folds (RTVC's draws)."""
+        if not isinstance(generator, torch.Generator):
+            [(generator, _)] = generator
         return generate_reference(self.model, mels, aux, generator, progress)
 
 
@@ -131,24 +135,34 @@ class _Chunked:
         drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if given."""
         raise NotImplementedError
 
-    def _draw(self, steps: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
-        """The chunk's random numbers: one uniform per step and fold, (C, F, 1)."""
-        return torch.rand(steps, n_folds, 1, device=self.device, generator=generator)
+    def _draw(self, steps: int, streams: list[tuple[torch.Generator, int]]) -> torch.Tensor:
+        """The chunk's random numbers: one uniform per step and fold, (C, F, 1); each run of
+        folds draws from its own generator, so a fold's numbers do not depend on its neighbours."""
+        draws = [torch.rand(steps, n, 1, device=self.device, generator=g) for g, n in streams]
+        return draws[0] if len(draws) == 1 else torch.cat(draws, dim=1)
 
     def _state(self, n_folds: int) -> list[torch.Tensor]:
         return [torch.zeros(n_folds, 1, device=self.device), torch.zeros(n_folds, self.r, device=self.device),
                 torch.zeros(n_folds, self.r, device=self.device)]
 
     @torch.inference_mode()
-    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator,
+    def generate(self, mels: torch.Tensor, aux: torch.Tensor, generator: torch.Generator | Streams,
                  progress: Progress | None = None) -> torch.Tensor:
-        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux)."""
+        """Labels (F, L) int64 from folded features mels (F, L, mels), aux (F, L, 4 aux).
+
+        ``generator``: one for all folds, or [(generator, n_folds), ...] covering the folds in
+        order (several items generated together, each with its own random stream). Every
+        fold's row is computed on its own, so its labels do not depend on the other folds.
+        """
         n_folds, seq_len, _ = mels.shape
+        streams = [(generator, n_folds)] if isinstance(generator, torch.Generator) else list(generator)
+        if sum(n for _, n in streams) != n_folds:
+            raise ValueError(f"random streams cover {sum(n for _, n in streams)} folds, not {n_folds}")
         state = self._state(n_folds)
         labels = torch.empty(seq_len, n_folds, dtype=torch.long, device=self.device)
         for start in range(0, seq_len, CHUNK):
             stop = min(seq_len, start + CHUNK)
-            u = self._draw(stop - start, n_folds, generator)
+            u = self._draw(stop - start, streams)
             self._run(state, self._precompute(mels, aux, start, stop), labels[start:stop], u=u)
             if progress is not None:
                 progress(stop - start)
@@ -216,12 +230,13 @@ class TorchEngine(_Chunked):
         y = torch.relu_(self._linear("fc2", y, q4))
         return self._linear("fc3", y, add3), h1, h2
 
-    def _draw(self, steps: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
+    def _draw(self, steps: int, streams: list[tuple[torch.Generator, int]]) -> torch.Tensor:
         if self.sampling == "cdf":
-            return super()._draw(steps, n_folds, generator)
+            return super()._draw(steps, streams)
         # torch.multinomial(p, 1)'s own draw: argmax(p / q) = argmax(logits - log q), q ~ Exp(1)
-        noise = torch.empty(steps, n_folds, self.cfg.n_classes, device=self.device)
-        return noise.exponential_(generator=generator).log_().neg_()
+        draws = [torch.empty(steps, n, self.cfg.n_classes, device=self.device).exponential_(generator=g)
+                 for g, n in streams]
+        return torch.cat(draws, dim=1).log_().neg_()
 
     def _run(self, state, pre, labels, u=None, forced=None, logits=None):
         x, h1, h2 = state

@@ -236,9 +236,10 @@ def test_fold_groups_taken_from_parts_equal_the_whole_fold():
         np.testing.assert_array_equal(np.concatenate(parts), expected)
 
 
-def test_long_audio_is_generated_in_groups_of_folds(vocoder, mel50, monkeypatch):
-    """Up to a group, the folds are generated together (same audio as before); longer mels go
-    through the engine a group at a time, so memory does not grow with the length."""
+def test_long_audio_is_generated_in_bounded_passes_whatever_their_size(vocoder, mel50, monkeypatch):
+    """A long mel goes through the engine a few folds at a time (memory does not grow with its
+    length); its groups of folds draw from their own streams, so how the groups are packed into
+    passes does not change the audio."""
     import sv2tts.vocoder as voc_mod
 
     engine = vocoder.engine("float32")
@@ -246,8 +247,13 @@ def test_long_audio_is_generated_in_groups_of_folds(vocoder, mel50, monkeypatch)
     real = engine.generate
     monkeypatch.setattr(engine, "generate", lambda m, a, g, p=None: seen.append(m.shape[0]) or real(m, a, g, p))
     monkeypatch.setattr(voc_mod, "_FOLD_GROUP", 4)
+    monkeypatch.setattr(voc_mod, "_BATCH_FOLDS", 8)
     wav = vocoder.vocode(mel50, seed=0, target=400, overlap=50, progress=False)
-    assert seen == [4, 4, 4, 4, 4, 3] and len(wav) == 49 * 200 and np.isfinite(wav).all()  # 23 folds
+    assert seen == [8, 8, 7] and len(wav) == 49 * 200 and np.isfinite(wav).all()  # 23 folds in 6 groups
+    monkeypatch.setattr(voc_mod, "_BATCH_FOLDS", 4)
+    seen.clear()
+    np.testing.assert_array_equal(vocoder.vocode(mel50, seed=0, target=400, overlap=50, progress=False), wav)
+    assert seen == [4, 4, 4, 4, 4, 3]
 
 
 def test_upsampled_parts_equal_the_whole(vocoder, mel50):
@@ -256,3 +262,34 @@ def test_upsampled_parts_equal_the_whole(vocoder, mel50):
         f, a = vocoder._upsampled(mel50, start, stop)
         torch.testing.assert_close(f, feats[:, start * 200:stop * 200], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(a, aux[:, start * 200:stop * 200], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8", "reference"])
+def test_vocode_many_gives_each_item_its_audio_alone(vocoder, precision, monkeypatch):
+    """Batch independence: an item's audio with its seed is the same alone, through vocode, and
+    inside batches of any composition, order or pass size."""
+    import sv2tts.vocoder as voc_mod
+
+    rng = np.random.default_rng(3)
+    frames = [2, 9, 30] if precision == "reference" else [2, 9, 30, 50, 17]  # 1 to 23 folds of 450 steps
+    mels = [rng.uniform(-4, 0, (80, n)).astype(np.float32) for n in frames]
+    seeds = [11, 12, 13, 14, 15][:len(mels)]
+    alone = [vocoder.vocode(m, seed=s, precision=precision, **SMALL) for m, s in zip(mels, seeds)]
+    assert [len(a) for a in alone] == [(n - 1) * 200 for n in frames]
+    together = vocoder.vocode_many(mels, seeds=seeds, precision=precision, **SMALL)
+    backwards = vocoder.vocode_many(mels[::-1], seeds=seeds[::-1], precision=precision, **SMALL)[::-1]
+    monkeypatch.setattr(voc_mod, "_BATCH_FOLDS", 5)  # other passes, and groups of 4 folds
+    monkeypatch.setattr(voc_mod, "_FOLD_GROUP", 4)
+    small_passes = vocoder.vocode_many([mels[0], *mels], seeds=[seeds[-1], *seeds], precision=precision, **SMALL)[1:]
+    for a, b, c in zip(alone, together, backwards):
+        np.testing.assert_array_equal(b, a)
+        np.testing.assert_array_equal(c, a)
+    assert not np.array_equal(together[1], vocoder.vocode(mels[1], seed=99, precision=precision, **SMALL))
+    for mel, s, d in zip(mels, seeds, small_passes):  # groups of 4 folds alone: the same audio
+        np.testing.assert_array_equal(vocoder.vocode(mel, seed=s, precision=precision, **SMALL), d)
+
+
+def test_vocode_many_checks_its_arguments(vocoder, mel):
+    with pytest.raises(InputError, match="seeds: expected 2"):
+        vocoder.vocode_many([mel, mel], seeds=[1])
+    assert vocoder.vocode_many([]) == []
