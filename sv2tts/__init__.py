@@ -16,6 +16,7 @@ _EXPORTS = {
     "synthesize": "sv2tts.pipeline",
     "vocode": "sv2tts.pipeline",
     "clone": "sv2tts.pipeline",
+    "clone_many": "sv2tts.pipeline",
     "stream": "sv2tts.pipeline",
     "Pipeline": "sv2tts.pipeline",
     # the stages
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .core.spectrogram import griffin_lim
     from .encoder import Encoder
     from .models import download_model, list_models, model_cache_dir
-    from .pipeline import Pipeline, clone, embed, stream, synthesize, vocode
+    from .pipeline import Pipeline, clone, clone_many, embed, stream, synthesize, vocode
     from .synthesizer import Synthesizer
     from .vocoder import GriffinLim, Vocoder
     from .voices import load_voice, save_voice

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from .core import dsp
 from .core.audio import MAX_SECONDS
 from .core.dsp import SAMPLE_RATE
-from .core.errors import InputError, TextError
+from .core.errors import InputError, Sv2ttsError, TextError
 from .core.runtime import check_seed, derive_seed, resolve_device
 from .voices import is_voice_file, load_voice
 
@@ -209,6 +209,42 @@ class Pipeline:
         mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames)[0]
         return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
 
+    def clone_many(self, items: Sequence[tuple], *, precision: str | None = None, progress: bool | None = None,
+                   max_frames: int = 2000) -> list[np.ndarray | Sv2ttsError]:
+        """Several clones at once: ``items`` are ``(reference, text)`` or ``(reference, text, seed)``.
+
+        Each item is embedded and synthesised on its own, then all are vocoded together
+        (``Vocoder.vocode_many``: their folds share each step's weight loads), which is faster
+        than one ``clone`` per item. Each item's audio is exactly what ``clone(reference, text,
+        seed=seed)`` gives, whatever it is batched with. Returns one entry per item, in order:
+        (n,) float32 at 16 kHz, or the Sv2ttsError of that item (its message starts with the
+        item's number and reference; ``__cause__`` is the error unprefixed) - one bad item does
+        not stop the others. Missing or broken
+        models raise for all.
+        """
+        self._require("synthesizer", "vocoder")
+        results: list = [None] * len(items)
+        todo = []  # (index, mel, seed)
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise InputError("expected (reference, text) or (reference, text, seed)")
+                reference, text, seed = (*item, None)[:3]
+                groups = sentence_groups(text, self.max_text_chars)
+                seed = check_seed(seed)
+                mel = self._synthesize([groups], self.embed(reference), seed=seed, max_frames=max_frames)[0]
+                todo.append((i, mel, seed))
+            except Sv2ttsError as e:
+                name = item[0] if isinstance(item, (tuple, list)) and item else item
+                label = name if isinstance(name, (str, os.PathLike)) else type(name).__name__
+                results[i] = type(e)(f"item {i + 1} ({label}): {e}")
+                results[i].__cause__ = e  # the item's own error, unprefixed
+        wavs = self.vocoder.vocode_many([m for _, m, _ in todo], seeds=[s for _, _, s in todo],
+                                        precision=precision, progress=progress)
+        for (i, _, _), wav in zip(todo, wavs):
+            results[i] = postprocess_output(wav)
+        return results
+
     def stream(self, reference, text: str, *, seed: int | None = None, precision: str | None = None,
                max_frames: int = 2000, timings: dict[str, float] | None = None) -> Iterator[np.ndarray]:
         """Speak ``text`` like :meth:`clone`, yielding (n,) float32 16 kHz chunks in order.
@@ -346,6 +382,13 @@ def clone(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,
     """Speak ``text`` in the voice of ``reference`` -> (n,) float32 at 16 kHz (see Pipeline.clone)."""
     return _pipeline(encoder, synthesizer, vocoder).clone(reference, text, seed=seed, precision=precision,
                                                           max_frames=max_frames)
+
+
+def clone_many(items: Sequence[tuple], *, encoder=None, synthesizer=None, vocoder=None,
+               precision: str = "float32", progress: bool | None = None) -> list[np.ndarray | Sv2ttsError]:
+    """Several ``(reference, text[, seed])`` clones vocoded together -> audio or error per item
+    (see :meth:`Pipeline.clone_many`: each item's audio is what ``clone`` gives it alone)."""
+    return _pipeline(encoder, synthesizer, vocoder).clone_many(items, precision=precision, progress=progress)
 
 
 def stream(reference, text: str, *, encoder=None, synthesizer=None, vocoder=None,

@@ -321,28 +321,40 @@ def test_json_summaries_on_clone_embed_and_similarity(example_clip, synthetic_cl
     assert res.exit_code == 2 and "Error: --json and --base64 both write to stdout" in res.output
 
 
-def _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, failures: dict) -> Path:
-    """A folder of three references; Pipeline.clone raises failures[n] on its n-th call."""
+def _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, failures: dict, writes: dict = {}) -> Path:
+    """A folder of three references; with --group 1, Pipeline.clone_many raises failures[n] on
+    its n-th call (item n), and writing the n-th output raises writes[n]."""
+    import sv2tts.batch
+
     refs = tmp_path / "refs"
     refs.mkdir()
     for name in ("a", "b", "c"):
         (refs / f"{name}.flac").write_bytes(example_clip.read_bytes())
-    real, calls = sv2tts.Pipeline.clone, []
+    real, calls = sv2tts.Pipeline.clone_many, []
 
-    def clone(self, *args, **kwargs):
+    def clone_many(self, *args, **kwargs):
         calls.append(args)
         if len(calls) in failures:
             raise failures[len(calls)]
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(sv2tts.Pipeline, "clone", clone)
+    real_write, written = sv2tts.batch.write_audio, []
+
+    def write_audio(*args):
+        written.append(args)
+        if len(written) in writes:
+            raise writes[len(written)]
+        return real_write(*args)
+
+    monkeypatch.setattr(sv2tts.Pipeline, "clone_many", clone_many)
+    monkeypatch.setattr(sv2tts.batch, "write_audio", write_audio)
     return refs
 
 
 def test_ctrl_c_during_batch_still_prints_the_json_summary(example_clip, models, tmp_path, monkeypatch):
     refs = _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, {2: KeyboardInterrupt()})
     res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
-                                    *models])
+                                    "--group", "1", *models])
     assert res.exit_code == 130
     report = json.loads(res.stdout)
     assert report["interrupted"] is True
@@ -373,10 +385,10 @@ def test_batch_goes_on_after_any_item_failure_and_stops_cleanly_on_a_full_disk(e
                                                                               monkeypatch):
     import errno
 
-    refs = _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, {
-        1: RuntimeError("something unexpected"), 3: OSError(errno.ENOSPC, "No space left on device")})
+    refs = _batch_of_three_with_failures(example_clip, tmp_path, monkeypatch, {1: RuntimeError("something unexpected")},
+                                         writes={2: OSError(errno.ENOSPC, "No space left on device")})
     res = CliRunner().invoke(main, ["batch", str(refs), "--text", "Hi.", "-o", str(tmp_path / "out"), "--json",
-                                    *models])
+                                    "--group", "1", *models])
     report = json.loads(res.stdout)
     assert res.exit_code == 1 and report["stopped"] == "the disk is full"
     assert [i["status"] for i in report["items"]] == ["failed", "done", "failed"]
@@ -390,3 +402,19 @@ def test_text_file_that_is_not_utf8_and_a_bad_mirror_url(tmp_path, monkeypatch, 
     monkeypatch.setenv("SV2TTS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SV2TTS_MODEL_URL", "http://[::1")
     assert_user_error(run(["models", "download", "vocoder"]), "SV2TTS_MODEL_URL='http://[::1': not a URL")
+
+
+def test_batch_groups_give_the_same_files_as_one_at_a_time(example_clip, synthetic_clip, models, tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i, clip in enumerate([example_clip, synthetic_clip, example_clip, synthetic_clip, example_clip]):
+        (refs / f"{i}{clip.suffix}").write_bytes(clip.read_bytes())
+    outputs = {}
+    for group in ("1", "2", "8"):
+        res = run(["batch", refs, "--text", "Welcome to the show. Enjoy.", "-o", tmp_path / group, "--seed", "3",
+                   "--group", group, "--precision", "int8", "--json", *models])
+        assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["done"] == 5
+        outputs[group] = [p.read_bytes() for p in sorted((tmp_path / group).iterdir())]
+    assert outputs["1"] == outputs["2"] == outputs["8"] and len(set(outputs["1"])) > 1
+    res = run(["batch", refs, "--text", "Hi.", "-o", tmp_path / "x", "--group", "0", *models])
+    assert res.exit_code == 2 and "Invalid value for '--group': 0 is not in the range x>=1" in res.output

@@ -279,3 +279,29 @@ def test_a_voice_file_whose_header_claims_a_huge_shape_allocates_nothing(tmp_pat
                                                                   .ljust(6)))
     with pytest.raises(InputError, match=r"expected a \(256,\) float voice embedding, got float32 \(99999999999,\)"):
         load_voice(tmp_path / "huge.npy")
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_clone_many_gives_each_item_what_clone_gives_it(pipe, example_clip, synthetic_clip, precision):
+    items = [(example_clip, "First voice, first text.", 1), (synthetic_clip, "Second voice. Two sentences.", 2),
+             (example_clip, LONG, 3), (synthetic_clip, "Short.", 4)]
+    alone = [pipe.clone(ref, text, seed=seed, precision=precision) for ref, text, seed in items]
+    together = pipe.clone_many(items, precision=precision)
+    shuffled = pipe.clone_many([items[2], items[0], items[3], items[1]], precision=precision)
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(b, a)
+    for a, b in zip([alone[2], alone[0], alone[3], alone[1]], shuffled):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_clone_many_reports_a_bad_item_and_the_others_are_unaffected(pipe, example_clip, tmp_path):
+    (tmp_path / "notes.wav").write_text("not audio\n" * 20)
+    items = [(example_clip, TEXT, 5), (tmp_path / "notes.wav", TEXT, 5), (example_clip, "   ", 5),
+             (example_clip, "Another text.", 6), ("just a string",)]
+    out = pipe.clone_many(items)
+    assert isinstance(out[1], sv2tts.AudioError) and str(out[1]).startswith(f"item 2 ({tmp_path / 'notes.wav'}): ")
+    assert isinstance(out[2], TextError) and str(out[2]) == f"item 3 ({example_clip}): the text is empty"
+    assert isinstance(out[4], sv2tts.InputError) and "item 5" in str(out[4]) and "(reference, text)" in str(out[4])
+    np.testing.assert_array_equal(out[0], pipe.clone(example_clip, TEXT, seed=5))
+    np.testing.assert_array_equal(out[3], pipe.clone(example_clip, "Another text.", seed=6))
+    assert pipe.clone_many([]) == []

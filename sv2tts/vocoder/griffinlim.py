@@ -19,5 +19,10 @@ class GriffinLim:
         """``seed`` fixes the random initial phases; WaveRNN-only options are ignored."""
         return griffin_lim(validate_mel(mel), seed=seed)
 
+    def vocode_many(self, mels, *, seeds=None, **_options) -> list[np.ndarray]:
+        """``vocode`` for each mel (Griffin-Lim has nothing to share between items)."""
+        seeds = [None] * len(mels) if seeds is None else seeds
+        return [self.vocode(m, seed=s) for m, s in zip(mels, seeds, strict=True)]
+
     def __repr__(self) -> str:
         return "GriffinLim()"
