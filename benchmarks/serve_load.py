@@ -13,17 +13,12 @@ and the server's peak RSS (VmHWM). `--quick`: 2 requests per level, concurrency 
 streamed run (a smoke run). Targets on 2 cores: int8 first audio byte under 2.5 s; throughput at
 concurrency 4 at least that at 1; no request lost or failed. Printed, never asserted.
 
-Sentence length: a random Tacotron never predicts "stop", and a raised stop bias alone does not
-fix it: the stop logit sits at -0.045 +- 0.002 (pre-net dropout noise) with a mean that moves as
-much with text and seed, so any bias gives 14 frames for some requests and 2000 (25 s) for
-others. So the decoder gets a clock instead: unit CLOCK of res_rnn2 has constant gates (its
-inputs weigh 0; i = f = o = 1, g = RATE) and outputs tanh(RATE * step), and the stop projection
-reads only it, so every synthesis pass stops after STEPS = 135 steps = 270 mel frames (3.4 s;
-r = 2), like a real model on a 10-word sentence. The returned audio is shorter (the service's
-post-processing trims what webrtcvad takes for silence in random-weight output); the vocoder
-still runs over all 270 frames. The service synthesises sentence by sentence
-(`Pipeline.stream`), so the streamed two-sentence text sends its first sentence (270 frames)
-before the second is synthesised.
+Sentence length: random_models.write_models gives the synthesizer a clock that stops every
+synthesis pass after 135 steps = 270 mel frames (3.4 s), like a real model on a 10-word
+sentence. The returned audio is shorter (the service's post-processing trims what webrtcvad
+takes for silence in random-weight output); the vocoder still runs over all 270 frames. The
+service synthesises sentence by sentence (`Pipeline.stream`), so the streamed two-sentence text
+sends its first sentence (270 frames) before the second is synthesised.
 """
 from __future__ import annotations
 
@@ -43,38 +38,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
+from random_models import TEN_WORDS, write_models
 
-from sv2tts.synthesizer.config import SynthesizerConfig
-from sv2tts.synthesizer.model import Tacotron
-from sv2tts.vocoder.config import VocoderConfig
-from sv2tts.vocoder.model import WaveRNN
 
 REFERENCE = Path(__file__).resolve().parents[1] / "examples" / "reference.flac"
 SENTENCE = "The quick brown fox jumps over the lazy dog today."  # 10 words
 TWO_SENTENCES = SENTENCE + " It was a bright cold day, and the clocks were striking thirteen."
-STEPS, RATE, CLOCK = 135, 0.005, 0  # stop after 135 decoder steps = 270 frames (12.5 ms each)
 SEED = 0
 RATE_HZ = 16000
-
-
-def write_models(folder: Path) -> dict[str, Path]:
-    """Full-size random synthesizer.pt / vocoder.pt; the synthesizer stops after STEPS steps."""
-    torch.manual_seed(0)
-    state = Tacotron(SynthesizerConfig()).state_dict()
-    h = state["decoder.res_rnn2.weight_hh"].shape[1]
-    rows = [CLOCK + k * h for k in range(4)]  # the unit's gates i, f, g, o
-    for cell in ("res_rnn1", "res_rnn2"):  # res_rnn1's unit: all 0 -> c = 0, h = 0
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            state[f"decoder.{cell}.{name}"][rows] = 0.0
-    state["decoder.res_rnn2.bias_ih"][rows] = torch.tensor([20.0, 20.0, math.atanh(RATE), 20.0])
-    state["decoder.rnn_input.weight"][CLOCK], state["decoder.rnn_input.bias"][CLOCK] = 0.0, 0.0
-    gain = 1000.0  # stop logit = gain * (tanh(RATE * step) - tanh(RATE * (STEPS - 0.5)))
-    state["decoder.stop_proj.weight"].zero_()
-    state["decoder.stop_proj.weight"][0, CLOCK] = gain
-    state["decoder.stop_proj.bias"].fill_(-gain * math.tanh(RATE * (STEPS - 0.5)))
-    torch.save({"model_state": state, "optimizer_state": {}}, folder / "synthesizer.pt")
-    torch.save({"model_state": WaveRNN(VocoderConfig()).state_dict(), "optimizer_state": {}}, folder / "vocoder.pt")
-    return {"synthesizer": folder / "synthesizer.pt", "vocoder": folder / "vocoder.pt"}
 
 
 def free_port() -> int:
@@ -207,8 +178,8 @@ def main() -> None:
     args.concurrency = [int(c) for c in (args.concurrency or ("1,2" if args.quick else "1,2,4")).split(",")]
     args.requests = args.requests or (2 if args.quick else 8)
     print(f"machine: {machine()}; torch {torch.__version__}")
-    print(f"text: {SENTENCE!r} (10 words); synthesizer stops after {STEPS} steps = {2 * STEPS} frames "
-          f"= {2 * STEPS * 0.0125:.2f} s of mel; seed {SEED}")
+    print(f"text: {SENTENCE!r} (10 words); synthesizer stops after {TEN_WORDS} steps = {2 * TEN_WORDS} frames "
+          f"= {2 * TEN_WORDS * 0.0125:.2f} s of mel; seed {SEED}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = write_models(Path(tmp))
