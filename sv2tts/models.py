@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import glob
 import hashlib
 import http.client
 import json
@@ -55,7 +56,8 @@ from .core.runtime import show_progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://huggingface.co/CorentinJ/SV2TTS/resolve/main"
+HF_REPO = "CorentinJ/SV2TTS"  # RTVC's checkpoints on the Hugging Face hub
+DEFAULT_BASE_URL = f"https://huggingface.co/{HF_REPO}/resolve/main"
 DOWNLOAD_COMMAND = "sv2tts models download"
 _CHUNK = 1 << 20  # bytes read/hashed at a time (at most; a read returns what has arrived)
 _SLOW_WINDOW = 60.0  # seconds: a transfer slower than _SLOW_RATE over this long is given up ...
@@ -139,7 +141,39 @@ def model_path(name: str) -> Path:
 
 
 def _raw_base_url() -> str:
-    return (os.environ.get("SV2TTS_MODEL_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    """``$SV2TTS_MODEL_URL``, else the repository on ``$HF_ENDPOINT`` (a Hugging Face mirror, as
+    huggingface_hub reads it), else ``DEFAULT_BASE_URL``."""
+    url = os.environ.get("SV2TTS_MODEL_URL", "").strip()
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
+    if not url and endpoint:
+        url = f"{endpoint}/{HF_REPO}/resolve/main"
+    return (url or DEFAULT_BASE_URL).rstrip("/")
+
+
+def _offline() -> bool:
+    """``$SV2TTS_OFFLINE`` or ``$HF_HUB_OFFLINE`` set (1/true/yes/on): never use the network."""
+    return _env_flag("SV2TTS_OFFLINE") or _env_flag("HF_HUB_OFFLINE")
+
+
+def hf_cache_path(name: str) -> Path | None:
+    """The checkpoint of ``name`` in an existing Hugging Face cache (downloaded there by
+    huggingface_hub from ``CorentinJ/SV2TTS``), if present with the expected size: used instead
+    of downloading it again. The cache is ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub``; ``refs/main``'s snapshot first, then any other."""
+    model = get_model(name)
+    hub = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME")
+                                             else Path.home() / ".cache" / "huggingface" / "hub")
+    repo = Path(hub).expanduser() / ("models--" + HF_REPO.replace("/", "--"))
+    try:
+        main = (repo / "refs" / "main").read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        main = None
+    candidates = [repo / "snapshots" / main / model.filename] if main and "/" not in main else []
+    try:
+        candidates += sorted(repo.glob(f"snapshots/*/{glob.escape(model.filename)}"))
+    except OSError:
+        pass
+    return next((c for c in candidates if _size_ok(c, model)), None)
 
 
 def base_url() -> str:
@@ -147,12 +181,13 @@ def base_url() -> str:
 
     DownloadError when ``$SV2TTS_MODEL_URL`` is not an http(s):// or file:// URL."""
     url = _raw_base_url()
+    source = "SV2TTS_MODEL_URL" if os.environ.get("SV2TTS_MODEL_URL", "").strip() else "HF_ENDPOINT"
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
     except ValueError as e:  # e.g. an unclosed IPv6 bracket
-        raise DownloadError(f"SV2TTS_MODEL_URL={url!r}: not a URL ({e})") from None
+        raise DownloadError(f"{source}={url!r}: not a URL ({e})") from None
     if scheme not in ("http", "https", "file"):
-        raise DownloadError(f"SV2TTS_MODEL_URL={url!r}: not an http(s):// or file:// URL")
+        raise DownloadError(f"{source}={url!r}: not an http(s):// or file:// URL")
     return url
 
 
@@ -200,9 +235,12 @@ def download_model(
     path = model_cache_dir() / model.filename
     if not force and _size_ok(path, model):
         return path
-    if _env_flag("SV2TTS_OFFLINE"):
-        raise DownloadError(f"{model.filename}: downloads are disabled by SV2TTS_OFFLINE; unset it to download "
-                            f"{_display_url(model)}")
+    if not force and (shared := hf_cache_path(name)) is not None:
+        log.info("%s: using the copy in the Hugging Face cache, %s", model.filename, shared)
+        return shared
+    if _offline():
+        raise DownloadError(f"{model.filename}: downloads are disabled by SV2TTS_OFFLINE / HF_HUB_OFFLINE; unset "
+                            f"it to download {_display_url(model)}")
     url = model_url(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,14 +292,14 @@ def ensure_models(
     names = list(MODELS) if names is None else list(names)
     models = [get_model(n) for n in names]
     if download_missing is None:
-        download_missing = not _env_flag("SV2TTS_OFFLINE")
+        download_missing = not _offline()
     paths: dict[str, Path] = {}
     missing: list[ModelFile] = []
     causes: list[str] = []
     unreachable = False
     for model in models:
         path = model_cache_dir() / model.filename
-        if _size_ok(path, model):
+        if _size_ok(path, model) or (path := hf_cache_path(model.name)) is not None:
             paths[model.name] = path
             continue
         if download_missing and not unreachable:  # one unreachable server is enough to know
@@ -287,6 +325,8 @@ def list_models(*, rehash: bool = False) -> list[ModelStatus]:
     out = []
     for model in MODELS.values():
         path = model_cache_dir() / model.filename
+        if not path.is_file():
+            path = hf_cache_path(model.name) or path
         out.append(_status(model, path, _display_url(model), rehash))
     return out
 

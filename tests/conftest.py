@@ -23,8 +23,11 @@ def _golden_dir() -> Path | None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_model_cache(tmp_path_factory):
-    """Tests never read or write the user's real model cache ($SV2TTS_HOME)."""
+    """Tests never read or write the user's real model caches ($SV2TTS_HOME, Hugging Face's)."""
     os.environ["SV2TTS_HOME"] = str(tmp_path_factory.mktemp("sv2tts_home"))
+    os.environ["HF_HUB_CACHE"] = str(tmp_path_factory.mktemp("hf_hub"))  # not the user's Hugging Face cache
+    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -596,3 +596,61 @@ def test_a_trickling_server_is_given_up_and_the_part_kept(hub, monkeypatch):
     assert time.perf_counter() - t0 < 5
     part = Path(f"{path}.part")
     assert 0 < part.stat().st_size < len(data) and part.read_bytes() == data[:part.stat().st_size]
+
+
+# --------------------------------------------------------------------------- Hugging Face conventions
+
+
+def test_hf_endpoint_is_a_mirror_and_sv2tts_model_url_wins(monkeypatch):
+    monkeypatch.delenv("SV2TTS_MODEL_URL", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example/")
+    assert models.model_url("vocoder") == "https://hf-mirror.example/CorentinJ/SV2TTS/resolve/main/vocoder.pt"
+    monkeypatch.setenv("HF_ENDPOINT", "mirror.example")
+    with pytest.raises(DownloadError, match="HF_ENDPOINT='mirror.example/CorentinJ/SV2TTS/resolve/main': not an"):
+        models.base_url()
+    monkeypatch.setenv("SV2TTS_MODEL_URL", "http://mine.example/m")
+    assert models.model_url("vocoder") == "http://mine.example/m/vocoder.pt"
+
+
+def test_hf_hub_offline_stops_downloads(hub, monkeypatch):
+    fake_model(monkeypatch, "vocoder", payload())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="downloads are disabled by SV2TTS_OFFLINE / HF_HUB_OFFLINE"):
+        models.download_model("vocoder", progress=False)
+    with pytest.raises(ModelNotFoundError):
+        models.ensure_model("vocoder")
+    assert hub.requests == []
+
+
+def hf_snapshot(monkeypatch, tmp_path, filename: str, data: bytes, revision: str = "0123abc") -> Path:
+    """``filename`` in a Hugging Face cache laid out as huggingface_hub does (blob + snapshot symlink)."""
+    repo = tmp_path / "hf" / "models--CorentinJ--SV2TTS"
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.write_bytes(data)
+    link = repo / "snapshots" / revision / filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(blob)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    return link
+
+
+def test_a_model_in_the_hugging_face_cache_is_used_instead_of_downloading(hub, monkeypatch, tmp_path):
+    data = payload()
+    fake_model(monkeypatch, "vocoder", data)
+    link = hf_snapshot(monkeypatch, tmp_path, "vocoder.pt", data)
+    assert models.ensure_model("vocoder") == link
+    assert models.download_model("vocoder", progress=False) == link
+    st = status_of("vocoder")
+    assert st.present and st.path == link and st.size == len(data)
+    assert hub.requests == [] and not models.model_path("vocoder").exists()  # nothing fetched or copied
+
+
+def test_a_wrong_size_copy_in_the_hugging_face_cache_is_ignored(hub, monkeypatch, tmp_path):
+    data = payload()
+    path = fake_model(monkeypatch, "vocoder", data)
+    hf_snapshot(monkeypatch, tmp_path, "vocoder.pt", data[:-10])
+    hub.add("vocoder.pt", data)
+    assert models.ensure_model("vocoder") == path and path.read_bytes() == data
