@@ -75,3 +75,33 @@ def derive_seed(seed: int | None, index: int) -> int | None:
     if seed is None:
         return None
     return int(np.random.SeedSequence([check_seed(seed), index]).generate_state(1)[0])
+
+
+class ThreadChoice:
+    """How many threads the next piece of a long loop gets: ``most`` while they pay, else one.
+
+    The loop records each piece's seconds per unit of work (not the first piece's, which starts
+    the threads); piece 3 and every ``probe``-th piece try the other choice, and the faster is
+    kept. On an idle machine ``most`` threads win (1.6x for the vocoder
+    on 2 cores); when another process holds a core, a team's per-step barriers wait for time
+    slices (3-4x slower, measured) and one thread, which has no barrier, wins.
+    """
+
+    def __init__(self, most: int, probe: int = 16) -> None:
+        self.most, self.probe = max(1, int(most)), probe
+        self.cost: dict[int, float] = {}  # threads -> latest seconds per unit
+        self.choice = self.most
+        self.pieces = 0
+
+    def next(self) -> int:
+        """Threads for the next piece."""
+        self.pieces += 1
+        if self.most > 1 and (self.pieces == 3 or self.pieces % self.probe == 0):
+            return 1 if self.choice == self.most else self.most
+        return self.choice
+
+    def record(self, threads: int, seconds: float, units: int) -> None:
+        """The piece just run with ``threads`` took ``seconds`` for ``units`` of work."""
+        if self.pieces > 1:
+            self.cost[threads] = seconds / max(units, 1)
+            self.choice = min(self.cost, key=self.cost.get)

@@ -21,11 +21,13 @@ step (``torch.rand`` per chunk from the caller's generator): the same uniforms i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import torch
 
 from ..core.native import PRECISION_CODES, as_buffer, native_module, pack_weights, quantize_rows
+from ..core.runtime import ThreadChoice
 
 from .model import WaveRNN
 from .reference import generate_reference
@@ -130,9 +132,10 @@ class _Chunked:
 
     def _run(self, state: list[torch.Tensor], pre: list[torch.Tensor], labels: torch.Tensor,
              u: torch.Tensor | None = None, forced: torch.Tensor | None = None,
-             logits: torch.Tensor | None = None) -> None:
+             logits: torch.Tensor | None = None, threads: ThreadChoice | None = None) -> None:
         """Run one chunk in place on state [x (F, 1), h1 (F, r), h2 (F, r)]: writes labels (C, F),
-        drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if given."""
+        drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if
+        given. ``threads`` chooses the chunk's thread count where the engine has its own threads."""
         raise NotImplementedError
 
     def _draw(self, steps: int, streams: list[tuple[torch.Generator, int]]) -> torch.Tensor:
@@ -160,10 +163,11 @@ class _Chunked:
             raise ValueError(f"random streams cover {sum(n for _, n in streams)} folds, not {n_folds}")
         state = self._state(n_folds)
         labels = torch.empty(seq_len, n_folds, dtype=torch.long, device=self.device)
+        threads = ThreadChoice(torch.get_num_threads())  # fewer when a busy machine makes them slower
         for start in range(0, seq_len, CHUNK):
             stop = min(seq_len, start + CHUNK)
             u = self._draw(stop - start, streams)
-            self._run(state, self._precompute(mels, aux, start, stop), labels[start:stop], u=u)
+            self._run(state, self._precompute(mels, aux, start, stop), labels[start:stop], u=u, threads=threads)
             if progress is not None:
                 progress(stop - start)
         return labels.t()
@@ -238,7 +242,7 @@ class TorchEngine(_Chunked):
                  for g, n in streams]
         return torch.cat(draws, dim=1).log_().neg_()
 
-    def _run(self, state, pre, labels, u=None, forced=None, logits=None):
+    def _run(self, state, pre, labels, u=None, forced=None, logits=None, threads=None):
         x, h1, h2 = state
         pi, p1, q2, q3, q4 = pre
         n_cls = self.cfg.n_classes
@@ -280,10 +284,14 @@ class NativeEngine(_Chunked):
         self._vecs = tuple(as_buffer(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut))
         del self.weights  # packed above; the float copies are not needed
 
-    def _run(self, state, pre, labels, u=None, forced=None, logits=None):
+    def _run(self, state, pre, labels, u=None, forced=None, logits=None, threads=None):
+        n = threads.next() if threads is not None else torch.get_num_threads()
+        start = time.perf_counter()
         self._lib.run(self._code, self._dims, self._mats, self._vecs, tuple(as_buffer(p) for p in pre),
                       as_buffer(u), as_buffer(forced), *(as_buffer(s) for s in state), as_buffer(labels),
-                      as_buffer(logits), torch.get_num_threads())
+                      as_buffer(logits), n)
+        if threads is not None:  # the numbers do not depend on the thread count, only the time
+            threads.record(n, time.perf_counter() - start, len(labels))
 
 
 def select_engine(model: WaveRNN, precision: str, device: torch.device):

@@ -45,3 +45,21 @@ def test_one_seed_range_for_every_stage():
     for bad in (2 ** 32, 2 ** 64):
         with pytest.raises(InputError, match="from 0 to 4294967295"):
             check_seed(bad)
+
+
+def test_thread_choice_keeps_what_is_faster_and_keeps_probing():
+    from sv2tts.core.runtime import ThreadChoice
+
+    def run(choice, cost, pieces):
+        used = []
+        for _ in range(pieces):
+            n = choice.next()
+            used.append(n)
+            choice.record(n, cost[n] * 256, 256)
+        return used
+
+    idle = ThreadChoice(2, probe=8)  # two threads are faster: one is only tried on probes
+    assert run(idle, {2: 1.0, 1: 1.6}, 17) == [2, 2, 1, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 1, 2]
+    busy = ThreadChoice(2, probe=8)  # a core taken: barriers make two threads slower
+    assert run(busy, {2: 3.5, 1: 1.7}, 17) == [2, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 1]
+    assert run(ThreadChoice(1), {1: 1.0}, 5) == [1] * 5

@@ -293,3 +293,30 @@ def test_vocode_many_checks_its_arguments(vocoder, mel):
     with pytest.raises(InputError, match="seeds: expected 2"):
         vocoder.vocode_many([mel, mel], seeds=[1])
     assert vocoder.vocode_many([]) == []
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_the_thread_count_changing_mid_generation_does_not_change_the_audio(vocoder, mel50, precision, monkeypatch):
+    """The engine may move between one thread and several from chunk to chunk (a busy machine):
+    every fold's numbers are computed the same way whatever the thread count."""
+    import sv2tts.vocoder.engines as engines
+
+    one = vocoder.vocode(mel50, seed=2, precision=precision, **SMALL)
+    choices = []
+    real = engines.ThreadChoice
+
+    class Flipping(real):  # another thread count every other chunk
+        def next(self):
+            choices.append(2 if len(choices) % 2 else 1)
+            return choices[-1]
+
+    monkeypatch.setattr(engines, "ThreadChoice", Flipping)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        flipping = vocoder.vocode(mel50, seed=2, precision=precision, target=400, overlap=50, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    if vocoder.engine(precision).name == "native":
+        assert set(choices) == {1, 2}
+    np.testing.assert_array_equal(flipping, one)
