@@ -302,7 +302,7 @@ def test_a_client_that_leaves_frees_its_slot_and_leaves_nothing(start_server, ex
     request = httpx.Request("POST", f"{server.url}/v1/clone", data={"text": LONG_TEXT},
                             files=[("reference", ("ref.flac", example_clip.read_bytes()))])
     with socket.create_connection(("127.0.0.1", server.port)) as s:
-        head = f"POST /v1/clone HTTP/1.1\r\nHost: x\r\n" + "".join(
+        head = "POST /v1/clone HTTP/1.1\r\nHost: x\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host") + "\r\n"
         s.sendall(head.encode() + request.read())
         assert wait_until(lambda: metric(server, "sv2tts_running") == 1)
