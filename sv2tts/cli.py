@@ -62,8 +62,20 @@ def common_options(f):
 
 
 def device_option(f):
+    """--device, and --threads (applied before the command runs)."""
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, expose_value=False,
+                     callback=_set_threads, help="CPU threads at most (default: the cores); the vocoder "
+                     "uses fewer while that is faster (a busy machine).")(f)
     return click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
                         show_default=True, help="Where the networks run.")(f)
+
+
+def _set_threads(ctx: click.Context, param, threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+        ctx.meta["sv2tts.threads"] = threads
 
 
 def model_options(f):
@@ -382,7 +394,8 @@ def serve(host, port, encoder, synthesizer, vocoder, precision, max_upload_mb, m
     settings = ServeSettings(host=host, port=port, encoder=encoder, synthesizer=synthesizer, vocoder=vocoder,
                              precision=precision, device=device, max_upload_mb=max_upload_mb,
                              max_text_chars=max_text_chars, max_queue=max_queue,
-                             workers=workers or default_workers(), timeout_s=timeout_s, api_key=api_key or None,
+                             workers=workers or default_workers(), threads=click.get_current_context().meta.get(
+                                 "sv2tts.threads"), timeout_s=timeout_s, api_key=api_key or None,
                              voices_dir=voices_dir, cors_origins=tuple(cors_origins))
     if host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         click.echo(f"Warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)

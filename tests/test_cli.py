@@ -418,3 +418,16 @@ def test_batch_groups_give_the_same_files_as_one_at_a_time(example_clip, synthet
     assert outputs["1"] == outputs["2"] == outputs["8"] and len(set(outputs["1"])) > 1
     res = run(["batch", refs, "--text", "Hi.", "-o", tmp_path / "x", "--group", "0", *models])
     assert res.exit_code == 2 and "Invalid value for '--group': 0 is not in the range x>=1" in res.output
+
+
+def test_threads_option_caps_torch_threads(example_clip, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        res = run(["embed", example_clip, "-o", tmp_path / "v.npy", "--threads", "1"])
+        assert res.exit_code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    res = run(["embed", example_clip, "-o", tmp_path / "v.npy", "--threads", "0"])
+    assert res.exit_code == 2 and "Invalid value for '--threads'" in res.output

@@ -24,6 +24,7 @@ class ServeSettings:
     max_text_chars: int = 4096  # one request's text (OpenAI's `input` limit)
     max_queue: int = 8  # requests waiting beyond those running; more get 429
     workers: int = default_workers()  # requests computed at once
+    threads: int | None = None  # torch threads per worker; None: the cores / workers
     timeout_s: float = 300.0  # a request's whole time, waiting included; then 504
     api_key: str | None = None  # Bearer token required on /v1 (not on the page or the probes)
     voices_dir: Path | None = None  # None: $SV2TTS_HOME/voices
@@ -35,4 +36,4 @@ class ServeSettings:
 
     @property
     def threads_per_worker(self) -> int:
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)

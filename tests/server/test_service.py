@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -391,6 +392,13 @@ def test_openai_speech_refusals(server, voice_id, body, status, says):
 
 def test_openai_unknown_voice(server):
     assert "voice 'alloy' not found" in error_of(speech(server, voice="alloy"), 404)
+
+
+def test_threads_per_worker():
+    from sv2tts.server.settings import ServeSettings
+
+    assert ServeSettings(workers=1, threads=3).threads_per_worker == 3
+    assert ServeSettings(workers=2 * (os.cpu_count() or 1)).threads_per_worker == 1
 
 
 def test_serve_with_a_missing_model_fails_before_listening(tmp_path):
