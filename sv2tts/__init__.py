@@ -19,6 +19,7 @@ _EXPORTS = {
     "clone_many": "sv2tts.pipeline",
     "stream": "sv2tts.pipeline",
     "Pipeline": "sv2tts.pipeline",
+    "CloneQueue": "sv2tts.clone_queue",
     # the stages
     "Encoder": "sv2tts.encoder",
     "Synthesizer": "sv2tts.synthesizer",
@@ -57,6 +58,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .batch import directory_items, read_manifest, run_batch
+    from .clone_queue import CloneQueue
     from .core.audio import (check_output_path, load_audio, resample, to_base64, to_wav_bytes, write_audio,
                              write_bytes_atomic)
     from .core.dsp import SAMPLE_RATE

@@ -305,3 +305,28 @@ def test_clone_many_reports_a_bad_item_and_the_others_are_unaffected(pipe, examp
     np.testing.assert_array_equal(out[0], pipe.clone(example_clip, TEXT, seed=5))
     np.testing.assert_array_equal(out[3], pipe.clone(example_clip, "Another text.", seed=6))
     assert pipe.clone_many([]) == []
+
+
+def test_clone_queue_gathers_concurrent_requests_and_each_gets_its_clone(pipe, example_clip, synthetic_clip,
+                                                                         tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "notes.wav").write_text("not audio\n" * 20)
+    jobs = [(example_clip, "One voice says this.", 1), (synthetic_clip, "Another voice. Two sentences.", 2),
+            (tmp_path / "notes.wav", "Never said.", 3), (example_clip, "A third text.", 4)]
+    calls = []
+    real = Pipeline.clone_many
+    monkeypatch.setattr(Pipeline, "clone_many", lambda self, items, **kw: calls.append(len(items)) or
+                        real(self, items, **kw))
+    with sv2tts.CloneQueue(pipe, window_s=0.5, max_items=8) as q:
+        with ThreadPoolExecutor(4) as pool:
+            futures = list(pool.map(lambda job: q.submit(*job), jobs))
+        results = [f.exception() or f.result() for f in futures]
+    assert sum(calls) == 4 and len(calls) < 4  # gathered
+    for (ref, text, seed), result in zip(jobs, results):
+        if ref.name == "notes.wav":
+            assert isinstance(result, sv2tts.AudioError) and str(result).startswith(str(ref))
+        else:
+            np.testing.assert_array_equal(result, pipe.clone(ref, text, seed=seed))
+    with pytest.raises(RuntimeError, match="closed"):
+        q.submit(example_clip, "Late.")
