@@ -288,19 +288,19 @@ def test_a_full_queue_answers_429_with_retry_after(start_server, example_clip):
 
 
 def test_a_request_past_its_time_limit_gets_504_and_frees_its_slot(start_server, example_clip):
-    server = start_server("--workers", "1", "--timeout", "3")
+    server = start_server("--workers", "1", "--timeout", "6", "--max-text-chars", "20000")
     assert clone(server, example_clip).status_code == 200  # warm
     start = time.monotonic()
-    message = error_of(clone(server, example_clip, text=LONG_TEXT), 504)
-    assert "time limit" in message and time.monotonic() - start < 10
+    message = error_of(clone(server, example_clip, text=" ".join([LONG_TEXT] * 5)), 504)  # 300 sentences
+    assert "time limit" in message and time.monotonic() - start < 12
     assert wait_until(lambda: metric(server, "sv2tts_running") == 0, 10)
     assert not uploads_left(server)
     assert clone(server, example_clip).status_code == 200
 
 
 def test_a_client_that_leaves_frees_its_slot_and_leaves_nothing(start_server, example_clip):
-    server = start_server("--workers", "1")
-    request = httpx.Request("POST", f"{server.url}/v1/clone", data={"text": LONG_TEXT},
+    server = start_server("--workers", "1", "--max-text-chars", "20000")
+    request = httpx.Request("POST", f"{server.url}/v1/clone", data={"text": " ".join([LONG_TEXT] * 5)},
                             files=[("reference", ("ref.flac", example_clip.read_bytes()))])
     with socket.create_connection(("127.0.0.1", server.port)) as s:
         head = "POST /v1/clone HTTP/1.1\r\nHost: x\r\n" + "".join(
@@ -309,7 +309,7 @@ def test_a_client_that_leaves_frees_its_slot_and_leaves_nothing(start_server, ex
         assert wait_until(lambda: metric(server, "sv2tts_running") == 1)
     start = time.monotonic()
     assert wait_until(lambda: metric(server, "sv2tts_running") == 0, 15)
-    assert time.monotonic() - start < 10  # the whole text would take much longer
+    assert time.monotonic() - start < 10  # the whole text takes about a minute
     assert wait_until(lambda: not uploads_left(server), 5)
     assert clone(server, example_clip).status_code == 200
 
