@@ -5,8 +5,8 @@
 Writes full-size RTVC-format synthesizer.pt / vocoder.pt with random weights (the synthesizer's
 stop token never fires, so it decodes exactly --frames frames: a 10-word sentence is ~3 s, i.e.
 ~240 frames), then prints:
-- `sv2tts --help` wall time, and a cold `sv2tts clone` process: time to its first model load
-  (from its -vv log) and total, with its peak memory;
+- `sv2tts --help` wall time, and a cold `sv2tts clone` process split (from its -vv log) into
+  imports, model loads and the first call, with its total and peak memory;
 - a warm second call on a loaded Pipeline split into embed / synthesize / vocode, for each
   vocoder precision, with the real-time factor (audio seconds / wall seconds) and peak memory.
 Targets (2 CPU cores): warm call faster than real time with the fastest precision; first
@@ -57,8 +57,9 @@ def time_help(repeats: int = 3) -> float:
     return best
 
 
-def cold_cli(models: dict[str, Path], frames: int, precision: str, out: Path) -> tuple[float, float, float]:
-    """-> (seconds to first model load, total seconds, peak RSS GB) of a fresh CLI process."""
+def cold_cli(models: dict[str, Path], frames: int, precision: str, out: Path) -> dict[str, float]:
+    """A fresh CLI process's timeline from its -vv log: imports (until the first model load),
+    model loads, the call (embed + synthesize + vocode + write), total; and its peak RSS (GB)."""
     t = time.perf_counter()
     proc = subprocess.run(sv2tts_exe() + ["clone", str(REFERENCE), TEXT, "-o", str(out), "--seed", "0",
                                           "--synthesizer", str(models["synthesizer"]),
@@ -68,9 +69,10 @@ def cold_cli(models: dict[str, Path], frames: int, precision: str, out: Path) ->
     total = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    first = re.search(r"^\s*(\d+) ms DEBUG: loading the", proc.stderr, re.M)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-    return (int(first.group(1)) / 1000 if first else float("nan")), total, peak
+    stamps = [int(m) / 1000 for m in re.findall(r"^\s*(\d+) ms DEBUG: load(?:ing|ed) the", proc.stderr, re.M)]
+    first, loaded = (stamps[0], stamps[-1]) if stamps else (float("nan"), float("nan"))
+    return {"imports": first, "load": loaded - first, "call": total - loaded, "total": total,
+            "peak": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6}
 
 
 def warm(models: dict[str, Path], frames: int, repeats: int) -> None:
@@ -107,9 +109,9 @@ def main() -> None:
         models = write_models(Path(tmp))
         print(f"sv2tts --help: {time_help():.2f} s")
         for precision in ("float32", "int8"):
-            first, total, peak = cold_cli(models, args.frames, precision, Path(tmp) / "out.wav")
-            print(f"cold CLI clone ({precision}): first model load at {first:.2f} s, total {total:.2f} s, "
-                  f"peak RSS {peak:.2f} GB")
+            c = cold_cli(models, args.frames, precision, Path(tmp) / "out.wav")
+            print(f"cold CLI clone ({precision}): imports {c['imports']:.2f} s, model loads {c['load']:.2f} s, "
+                  f"first call {c['call']:.2f} s, total {c['total']:.2f} s, peak RSS {c['peak']:.2f} GB")
         warm(models, args.frames, args.repeats)
 
 
