@@ -42,19 +42,21 @@ class Synthesis:
         self._start = time.perf_counter()
         pipeline, precision = state.pipeline, state.settings.precision
 
-        def produce():
-            return pipeline.stream(reference, text, seed=self.seed, precision=precision, timings=self.timings)
+        def produce():  # runs in a worker thread, resampling included
+            chunks = pipeline.stream(reference, text, seed=self.seed, precision=precision, timings=self.timings)
+            if sample_rate == sv2tts.SAMPLE_RATE:
+                return chunks
+            return (sv2tts.resample(c, sv2tts.SAMPLE_RATE, sample_rate) for c in chunks)
 
         self.job = state.runner.submit(produce, time.monotonic() + state.settings.timeout_s,
                                        uploads.remove if uploads else None)
         self.job.watch(request.is_disconnected)
 
     async def chunks(self) -> AsyncIterator[np.ndarray]:
-        """(n,) float32 chunks at ``sample_rate``; library errors become ApiErrors."""
+        """(n,) float32 chunks at ``sample_rate``, as the worker makes them; library errors
+        become ApiErrors."""
         try:
             async for chunk in self.job.items():
-                if self.sample_rate != sv2tts.SAMPLE_RATE:
-                    chunk = sv2tts.resample(chunk, sv2tts.SAMPLE_RATE, self.sample_rate)
                 self.samples += len(chunk)
                 yield chunk
         except (ApiError, ClientGone):
