@@ -126,8 +126,7 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
     bar = progress_bar(progress, len(items), "cloning", unit="item")
 
     def record(i: int, status: str, **extra) -> None:
-        results[i] = {"reference": str(items[i].reference), "output": str(items[i].output), "status": status,
-                      **extra}
+        results[i] = _entry(items[i], status, **extra)
         if status == "failed" and on_failure is not None:
             on_failure(items[i], extra["error"])
         if bar is not None:
@@ -172,11 +171,15 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
     finally:
         if bar is not None:
             bar.close()
-    ordered = [results.get(i) or {"reference": str(item.reference), "output": str(item.output), "status": "interrupted"}
-               for i, item in enumerate(items)]
+    ordered = [results.get(i) or _entry(item, "interrupted") for i, item in enumerate(items)]
     counts = {s: sum(r["status"] == s for r in ordered) for s in ("done", "skipped", "failed", "interrupted")}
     return {"counts": counts, "interrupted": stopped is not None, "stopped": stopped,
             "seconds": round(time.perf_counter() - start, 3), "items": ordered}
+
+
+def _entry(item: Item, status: str, **extra) -> dict:
+    """An item's line in the report."""
+    return {"reference": str(item.reference), "output": str(item.output), "status": status, **extra}
 
 
 def _clone_group(pipeline, items: list[Item], seed, precision, max_frames) -> list:

@@ -270,7 +270,8 @@ def ensure_model(
 ) -> Path:
     """Path of the cached checkpoint of ``name``, downloading it first when missing.
 
-    ``download_missing``: None means yes unless ``$SV2TTS_OFFLINE`` is set (1/true/yes).
+    ``download_missing``: None means yes unless ``$SV2TTS_OFFLINE`` or ``$HF_HUB_OFFLINE`` is
+    set (1/true/yes/on). A copy in a Hugging Face cache is used in place (``hf_cache_path``).
     A file in the cache with the wrong size counts as missing (as in RTVC).
     Raises ModelNotFoundError (ModelUnavailableError when the download failed) whose one-line
     message names the missing file, the folder and URL for a manual download, and the command.

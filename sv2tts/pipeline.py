@@ -93,7 +93,8 @@ class Pipeline:
 
     Each model argument is a loaded model, a checkpoint path, or None for the default
     (built-in encoder; synthesizer and vocoder from the model cache, downloaded on first
-    use; ``download=False``, or ``$SV2TTS_OFFLINE`` set, raises ModelNotFoundError instead).
+    use; ``download=False``, or ``$SV2TTS_OFFLINE`` / ``$HF_HUB_OFFLINE`` set, raises
+    ModelNotFoundError instead).
     ``vocoder="griffinlim"`` (or a ``GriffinLim()``) uses Griffin-Lim instead of WaveRNN.
     ``max_text_chars`` caps the text of one call (None: no limit).
     """
@@ -219,8 +220,7 @@ class Pipeline:
         seed=seed)`` gives, whatever it is batched with. Returns one entry per item, in order:
         (n,) float32 at 16 kHz, or the Sv2ttsError of that item (its message starts with the
         item's number and reference; ``__cause__`` is the error unprefixed) - one bad item does
-        not stop the others. Missing or broken
-        models raise for all.
+        not stop the others. Missing or broken models raise for all.
         """
         self._require("synthesizer", "vocoder")
         results: list = [None] * len(items)

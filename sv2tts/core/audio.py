@@ -271,11 +271,14 @@ def resample(wav: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) 
 
 
 def to_wav_bytes(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, fmt: str = "WAV") -> bytes:
-    """Encode a float waveform as a 16-bit PCM file in memory (WAV by default, or FLAC)."""
+    """Encode a float waveform as 16-bit PCM in memory: a WAV file (default), FLAC, or "RAW"
+    (the bare little-endian samples, e.g. to stream them). libsndfile converts the samples in
+    every case, so WAV and RAW hold the same numbers as files written by ``write_audio``."""
     check_sample_rate(sample_rate, "output")
     check_finite(np.asarray(wav), "output")
     buf = io.BytesIO()
-    sf.write(buf, np.asarray(wav, dtype=np.float32), sample_rate, format=fmt, subtype="PCM_16")
+    sf.write(buf, np.asarray(wav, dtype=np.float32), sample_rate, format=fmt, subtype="PCM_16",
+             endian="LITTLE" if fmt == "RAW" else "FILE")
     return buf.getvalue()
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 import sv2tts
 
-from .encoding import MEDIA_TYPES, encode, pcm16, wav_header
+from .encoding import MEDIA_TYPES, encode, open_wav_header
 from .errors import ApiError, from_library
 from .jobs import ClientGone
 from .uploads import Uploads
@@ -89,8 +89,7 @@ class Synthesis:
         chunks = [c async for c in self.chunks()]
         wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         if fmt == "json":
-            audio = encode(wav, "wav", self.sample_rate)
-            return JSONResponse({"audio_base64": base64.b64encode(audio).decode("ascii"), "format": "wav",
+            return JSONResponse({"audio_base64": sv2tts.to_base64(wav, self.sample_rate), "format": "wav",
                                  **self.report()}, headers=self.headers(whole=True))
         return Response(encode(wav, fmt, self.sample_rate), media_type=MEDIA_TYPES[fmt],
                         headers=self.headers(whole=True))
@@ -108,12 +107,12 @@ class Synthesis:
 
         async def audio_bytes():
             if fmt == "wav":
-                yield wav_header(self.sample_rate)
+                yield open_wav_header(self.sample_rate)
             if first is not None:
-                yield pcm16(first)
+                yield encode(first, "pcm", self.sample_rate)
             try:
                 async for chunk in chunks:
-                    yield pcm16(chunk)
+                    yield encode(chunk, "pcm", self.sample_rate)
             except ApiError as e:
                 log.warning("stream ended early: %s", e.message)
                 failure.append(e)

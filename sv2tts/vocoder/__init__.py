@@ -131,7 +131,7 @@ class Vocoder:
         parts = [part for item in items for part in item.parts]
         limit = 1 if engine.name == "reference" else _BATCH_FOLDS  # reference: RTVC's loop, one item at a time
         passes = _pack(parts, limit)
-        total = sum(max(p.item.steps for p in batch) for batch in passes)
+        total = sum(_steps(batch) for batch in passes)
         bar = progress_bar(progress, total, f"vocoding ({sum(p.count for p in parts)} folds)", unit="step")
         try:
             for batch in passes:
@@ -143,7 +143,7 @@ class Vocoder:
 
     def _generate(self, engine, parts: list["_Part"], progress) -> None:
         """Generate the folds of ``parts`` in one pass; each part keeps its own labels."""
-        steps = max(p.item.steps for p in parts)
+        steps = _steps(parts)
         feats, aux = [], []
         for part in parts:
             f, a = part.features()
@@ -287,6 +287,11 @@ class _Part:
         stop = min(item.mel.shape[1], -(-((self.last - 1) * rows.step + rows.length) // hop))
         return tuple(torch.from_numpy(rows.take(t.cpu().numpy(), self.first, self.last, start * hop)[:, :item.steps])
                      .to(item.vocoder.device) for t in item.vocoder._upsampled(item.mel, start, stop))
+
+
+def _steps(parts: list[_Part]) -> int:
+    """Steps of a pass: its longest item's (shorter single-row items are padded)."""
+    return max(p.item.steps for p in parts)
 
 
 def _pack(parts: list[_Part], limit: int) -> list[list[_Part]]:
