@@ -161,7 +161,7 @@ class Pipeline:
         return self.encoder.embed(reference, sample_rate, max_seconds=max_seconds)
 
     def synthesize(self, text, embedding, *, seed: int | None = None, prenet_dropout: bool = True,
-                   max_frames: int = 2000):
+                   max_frames: int = 2000, precision: str | None = None):
         """Text (str or list of str) + embedding(s) -> mel (80, T) float32 (or a list of them).
 
         A long text is split into sentence groups, synthesised in batches and joined with
@@ -172,7 +172,7 @@ class Pipeline:
         if not isinstance(texts, (list, tuple)) or not texts:
             raise TextError("text: expected a str or a non-empty list of str")
         mels = self._synthesize([sentence_groups(t, self.max_text_chars) for t in texts], embedding, seed=seed,
-                                prenet_dropout=prenet_dropout, max_frames=max_frames)
+                                prenet_dropout=prenet_dropout, max_frames=max_frames, precision=precision)
         return mels[0] if single else mels
 
     def _synthesize(self, groups: list[list[str]], embedding, **options) -> list[np.ndarray]:
@@ -207,7 +207,7 @@ class Pipeline:
         groups = sentence_groups(text, self.max_text_chars)  # bad text, then missing models, fail first
         self._require("synthesizer", "vocoder")
         embedding = self.embed(reference)
-        mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames)[0]
+        mel = self._synthesize([groups], embedding, seed=seed, max_frames=max_frames, precision=precision)[0]
         return postprocess_output(self.vocode(mel, seed=seed, precision=precision, progress=progress))
 
     def clone_many(self, items: Sequence[tuple], *, precision: str | None = None, progress: bool | None = None,
@@ -232,7 +232,8 @@ class Pipeline:
                 reference, text, seed = (*item, None)[:3]
                 groups = sentence_groups(text, self.max_text_chars)
                 seed = check_seed(seed)
-                mel = self._synthesize([groups], self.embed(reference), seed=seed, max_frames=max_frames)[0]
+                mel = self._synthesize([groups], self.embed(reference), seed=seed, max_frames=max_frames,
+                                       precision=precision)[0]
                 todo.append((i, mel, seed))
             except Sv2ttsError as e:
                 name = item[0] if isinstance(item, (tuple, list)) and item else item
@@ -267,7 +268,8 @@ class Pipeline:
         for i, group in enumerate(groups):
             group_seed = derive_seed(seed, i)
             with _timed(timings, "synthesize"):
-                mel = self.synthesizer.synthesize(group, embedding, seed=group_seed, max_frames=max_frames)
+                mel = self.synthesizer.synthesize(group, embedding, seed=group_seed, max_frames=max_frames,
+                                                  precision=precision)
             with _timed(timings, "vocode"):
                 wav = postprocess_output(self.vocode(mel, seed=group_seed, precision=precision, progress=False))
             yield wav
@@ -363,10 +365,10 @@ def embed(reference, *, encoder=None, sample_rate: int | None = None,
 
 
 def synthesize(text, embedding, *, synthesizer=None, seed: int | None = None,
-               prenet_dropout: bool = True, max_frames: int = 2000):
+               prenet_dropout: bool = True, max_frames: int = 2000, precision: str = "float32"):
     """Text + voice -> mel (80, T) float32 on RTVC's scale; a list of str gives a list."""
     return _pipeline(synthesizer=synthesizer).synthesize(
-        text, embedding, seed=seed, prenet_dropout=prenet_dropout, max_frames=max_frames)
+        text, embedding, seed=seed, prenet_dropout=prenet_dropout, max_frames=max_frames, precision=precision)
 
 
 def vocode(mel: np.ndarray, *, vocoder=None, batched: bool = True, target: int = 8000,

@@ -1,4 +1,4 @@
-"""Seeds, devices and progress bars: one function for each, used by every stage.
+"""Seeds, precisions, devices and progress bars: one function for each, used by every stage.
 
 torch and tqdm are imported inside the functions, so importing this module stays cheap.
 """
@@ -21,6 +21,18 @@ def check_seed(seed) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed: expected None or an int from 0 to {MAX_SEED}, got {seed!r}")
     return int(seed)
+
+
+# "float32": RTVC's numbers; "bfloat16" / "int8": the large weights in that precision (faster,
+# approximate); "reference": RTVC's own loop op for op where a stage has one (else float32).
+PRECISIONS = ("float32", "bfloat16", "int8", "reference")
+
+
+def check_precision(precision) -> str:
+    """One of PRECISIONS, else an InputError."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 def make_generator(seed, device="cpu"):

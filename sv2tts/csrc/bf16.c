@@ -3,6 +3,7 @@
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
 #define ESIZE 2
 #define RUN_NAME engine_run_bf16
+#define LINEAR_NAME engine_linear_bf16
 #include "loop.h"
 
 static TARGET void prepare(const float *v, int ldv, int n, int kp, int folds, Act *a) {

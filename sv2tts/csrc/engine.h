@@ -1,4 +1,4 @@
-/* sv2tts's C engine: the WaveRNN generation loop, and a small-batch float32 product.
+/* sv2tts's C engine: the WaveRNN generation loop, and a small-batch product.
  * Shared types; module.c is the Python side (the extension module sv2tts._native).
  *
  * One call runs a chunk of steps of the loop in sv2tts/vocoder/engines.py with the same math:
@@ -63,9 +63,15 @@ void engine_run_f32(const Shared *sh, int tid, int T);
 void engine_run_bf16(const Shared *sh, int tid, int T);
 void engine_run_int8(const Shared *sh, int tid, int T);
 
-/* y (M, np) = x (M, n_in) W^T + bias (np) with float32 W packed as above, for the row blocks of
- * thread tid of T; scratch holds M * kp floats for this thread. */
+/* y (M, np) = x (M, n_in) W^T + bias (np) with W packed as above (any precision; int8 also
+ * quantises each row of x), for the row blocks of thread tid of T; scratch holds
+ * engine_linear_scratch(M, kp) bytes of this thread's own. */
+size_t engine_linear_scratch(int M, int kp);
 void engine_linear_f32(const Mat *m, int n_in, int kp, int np, const float *x, int M,
-                       const float *bias, float *y, float *scratch, int tid, int T);
+                       const float *bias, float *y, char *scratch, int tid, int T);
+void engine_linear_bf16(const Mat *m, int n_in, int kp, int np, const float *x, int M,
+                        const float *bias, float *y, char *scratch, int tid, int T);
+void engine_linear_int8(const Mat *m, int n_in, int kp, int np, const float *x, int M,
+                        const float *bias, float *y, char *scratch, int tid, int T);
 
 #endif

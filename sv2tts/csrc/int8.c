@@ -5,6 +5,7 @@
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512vnni")))
 #define ESIZE 1
 #define RUN_NAME engine_run_int8
+#define LINEAR_NAME engine_linear_int8
 #include "loop.h"
 
 static TARGET void prepare(const float *v, int ldv, int n, int kp, int folds, Act *a) {

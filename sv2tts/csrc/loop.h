@@ -2,7 +2,8 @@
  * bf16.c and int8.c after they define:
  *   TARGET            function attribute selecting the instruction set of that file
  *   ESIZE             bytes per packed weight element (4, 2, 1)
- *   RUN_NAME          name of the exported entry point (engine.h)
+ *   RUN_NAME          name of the exported generation loop (engine.h)
+ *   LINEAR_NAME       name of the exported small-batch product (engine.h)
  *   prepare(v, ldv, n, kp, folds, a)   activations (folds, n) float -> a->q in the kernel's format
  *   kernel(R, FG, wb, sb, ub, a, f0, out, ldo)   16 R output rows x FG folds (always inline)
  * Everything here is static: each file gets its own copy compiled for its instruction set.
@@ -257,4 +258,24 @@ TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
         float *swap = h1; h1 = h1n; h1n = swap;
     }
     if (tid == 0 && h1 != jb->h1) memcpy(jb->h1, h1, sizeof(float) * F * r);
+}
+
+/* y (M, np) = x (M, n_in) W^T + bias for the row blocks of thread tid of T (no barrier):
+ * a small-batch product for other callers (the synthesizer's decoder). y's columns and bias
+ * are padded to np = 16 * row blocks; scratch: engine_linear_scratch(M, kp) bytes of this
+ * thread's own (every thread prepares its own copy of the activations). */
+TARGET void LINEAR_NAME(const Mat *m, int n_in, int kp, int np, const float *x, int M,
+                        const float *bias, float *y, char *scratch, int tid, int T) {
+    int b0, b1;
+    split(np / 16, tid, T, &b0, &b1);
+    if (b0 == b1) return;
+    float *s = (float *)(scratch + up64(4 * (size_t)M * kp)), *c = (float *)((char *)s + up64(4 * (size_t)M));
+    Act act = {scratch, s, c, (int32_t *)((char *)c + up64(4 * (size_t)M)), 0};
+    prepare(x, n_in, n_in, kp, M, &act);
+    matvec_rows(m, b0, b1, M, &act, y, np);
+    for (int f = 0; f < M; f++)
+        for (int b = b0; b < b1; b++) {
+            float *o = y + (size_t)f * np + 16 * b;
+            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_loadu_ps(bias + 16 * b)));
+        }
 }

@@ -2,7 +2,7 @@
  *
  *   supports(precision) -> bool        this CPU has the instructions of that precision's kernel
  *   run(precision, dims, mats, vecs, pre, u, forced, x, h1, h2, labels, logits, n_threads)
- *   linear((n_out, n_in), weights, bias, x, y, n_threads)   float32 y = x W^T + b
+ *   linear(precision, (n_out, n_in), mat, bias, x, y, n_threads)   y = x W^T + b
  *
  * precision: 0 float32, 1 bfloat16, 2 int8 (engine.h). Every array argument is a C-contiguous
  * buffer (numpy array) whose size is checked against dims = (r, fc, n_cls); see run's docstring.
@@ -18,7 +18,10 @@
 
 typedef void (*RunFn)(const Shared *, int, int);
 
+typedef void (*LinearFn)(const Mat *, int, int, int, const float *, int, const float *, float *, char *, int, int);
+
 static const RunFn RUN[N_PREC] = {engine_run_f32, engine_run_bf16, engine_run_int8};
+static const LinearFn LINEAR[N_PREC] = {engine_linear_f32, engine_linear_bf16, engine_linear_int8};
 static const int ESIZE[N_PREC] = {4, 2, 1};
 
 static int cpu_supports(int prec) {
@@ -38,6 +41,10 @@ static int cpu_supports(int prec) {
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 static int pad16(int n) { return (n + 15) / 16 * 16; }
+
+size_t engine_linear_scratch(int M, int kp) {
+    return up64(4 * (size_t)M * kp) + 3 * up64(4 * (size_t)M);
+}
 
 size_t engine_scratch_bytes(const Net *m, int folds) {
     size_t F = (size_t)folds, kmax = m->rp > m->fcp ? m->rp : m->fcp;
@@ -84,19 +91,17 @@ static int borrow(Views *vs, PyObject *obj, Py_ssize_t nbytes, int writable, int
     return 0;
 }
 
-static int borrow_mat(Views *vs, PyObject *mats, int i, int prec, int np, int kp, Mat *m) {
-    static const char *names[12] = {"hh1.r", "hh1.z", "hh1.n", "ih2.r", "ih2.z", "ih2.n",
-                                    "hh2.r", "hh2.z", "hh2.n", "fc1", "fc2", "fc3"};
-    PyObject *t = PyTuple_GET_ITEM(mats, i);
+/* A packed matrix given as a (weights, scale, row_sums) tuple (scale and row sums: int8 only). */
+static int borrow_mat(Views *vs, PyObject *t, const char *name, int prec, int np, int kp, Mat *m) {
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a (weights, scale, row_sums) tuple", names[i]);
+        PyErr_Format(PyExc_TypeError, "%s: expected a (weights, scale, row_sums) tuple", name);
         return -1;
     }
     int q = prec == PREC_INT8;
     void *w, *scale, *wsum;
-    if (borrow(vs, PyTuple_GET_ITEM(t, 0), (Py_ssize_t)np * kp * ESIZE[prec], 0, 0, names[i], &w) < 0 ||
-        borrow(vs, PyTuple_GET_ITEM(t, 1), q ? 4 * (Py_ssize_t)np : 0, 0, !q, names[i], &scale) < 0 ||
-        borrow(vs, PyTuple_GET_ITEM(t, 2), q ? 4 * (Py_ssize_t)np : 0, 0, !q, names[i], &wsum) < 0)
+    if (borrow(vs, PyTuple_GET_ITEM(t, 0), (Py_ssize_t)np * kp * ESIZE[prec], 0, 0, name, &w) < 0 ||
+        borrow(vs, PyTuple_GET_ITEM(t, 1), q ? 4 * (Py_ssize_t)np : 0, 0, !q, name, &scale) < 0 ||
+        borrow(vs, PyTuple_GET_ITEM(t, 2), q ? 4 * (Py_ssize_t)np : 0, 0, !q, name, &wsum) < 0)
         return -1;
     m->w = w;
     m->scale = scale;
@@ -129,6 +134,8 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
     Job job = {.net = &net};
     int ok = 0;
     {
+        static const char *names[12] = {"hh1.r", "hh1.z", "hh1.n", "ih2.r", "ih2.z", "ih2.n",
+                                        "hh2.r", "hh2.z", "hh2.n", "fc1", "fc2", "fc3"};
         Mat *mat[12] = {&net.hh1[0], &net.hh1[1], &net.hh1[2], &net.ih2[0], &net.ih2[1], &net.ih2[2],
                         &net.hh2[0], &net.hh2[1], &net.hh2[2], &net.fc1, &net.fc2, &net.fc3};
         int np[12] = {net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp,
@@ -136,7 +143,7 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
         int kp[12] = {net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp,
                       net.rp, net.fcp, net.fcp};
         for (int i = 0; i < 12; i++)
-            if (borrow_mat(&vs, mats, i, prec, np[i], kp[i], mat[i]) < 0) goto done;
+            if (borrow_mat(&vs, PyTuple_GET_ITEM(mats, i), names[i], prec, np[i], kp[i], mat[i]) < 0) goto done;
         const float **vec[6] = {&net.u1, &net.w_x, &net.b_hh1, &net.b_hh2, &net.b_fc3, &net.lut};
         Py_ssize_t vlen[6] = {3 * r, r, 3 * r, 3 * r, nc, nc};
         for (int i = 0; i < 6; i++)
@@ -204,19 +211,21 @@ done:
 
 static PyObject *py_linear(PyObject *self, PyObject *args) {
     (void)self;
-    int n_out, n_in, n_threads;
-    PyObject *w_obj, *b_obj, *x_obj, *y_obj;
-    if (!PyArg_ParseTuple(args, "(ii)OOOOi", &n_out, &n_in, &w_obj, &b_obj, &x_obj, &y_obj, &n_threads))
+    int prec, n_out, n_in, n_threads;
+    PyObject *mat, *b_obj, *x_obj, *y_obj;
+    if (!PyArg_ParseTuple(args, "i(ii)O!OOOi", &prec, &n_out, &n_in, &PyTuple_Type, &mat, &b_obj, &x_obj,
+                          &y_obj, &n_threads))
         return NULL;
-    if (!cpu_supports(PREC_F32)) return PyErr_Format(PyExc_RuntimeError, "float32 kernel not supported here");
+    if (prec < 0 || prec >= N_PREC || !cpu_supports(prec))
+        return PyErr_Format(PyExc_RuntimeError, "precision %d is not supported on this CPU", prec);
     if (n_out < 1 || n_in < 1) return PyErr_Format(PyExc_ValueError, "bad dims");
     int np = pad16(n_out), kp = pad16(n_in);
     Views vs = {.n = 0};
-    Mat m = {NULL, NULL, NULL};
-    void *w, *bias, *y;
+    Mat m;
+    void *bias, *y;
     Py_buffer *xv;
     int ok = 0;
-    if (borrow(&vs, w_obj, (Py_ssize_t)np * kp * 4, 0, 0, "weights", &w) < 0 ||
+    if (borrow_mat(&vs, mat, "weights", prec, np, kp, &m) < 0 ||
         borrow(&vs, b_obj, 4 * (Py_ssize_t)np, 0, 0, "bias", &bias) < 0 || view(&vs, x_obj, 0, &xv) < 0)
         goto done;
     Py_ssize_t M = xv->len / (4 * (Py_ssize_t)n_in);
@@ -225,19 +234,19 @@ static PyObject *py_linear(PyObject *self, PyObject *args) {
         goto done;
     }
     if (borrow(&vs, y_obj, 4 * M * np, 1, 0, "y", &y) < 0) goto done;
-    m.w = w;
     int T = n_threads < 1 ? 1 : n_threads;
-    size_t per = up64(4 * (size_t)M * kp);
+    size_t per = engine_linear_scratch((int)M, kp);
     char *scratch = aligned_alloc(64, T * per);
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
     const float *x = xv->buf;
+    LinearFn fn = LINEAR[prec];
     Py_BEGIN_ALLOW_THREADS
     #pragma omp parallel num_threads(T)
-    engine_linear_f32(&m, n_in, kp, np, x, (int)M, bias, y, (float *)(scratch + omp_get_thread_num() * per),
-                      omp_get_thread_num(), omp_get_num_threads());
+    fn(&m, n_in, kp, np, x, (int)M, bias, y, scratch + omp_get_thread_num() * per, omp_get_thread_num(),
+       omp_get_num_threads());
     Py_END_ALLOW_THREADS
     free(scratch);
     ok = 1;
@@ -259,8 +268,9 @@ static PyMethodDef methods[] = {
      "Samples with uniforms u (steps, F) float32, or feeds back forced (steps, F) int64 labels;\n"
      "writes labels (steps, F) int64 and, when not None, logits (steps, F, n) float32."},
     {"linear", py_linear, METH_VARARGS,
-     "linear((n_out, n_in), weights, bias, x, y, n_threads): y (M, Np) = x (M, n_in) W^T + bias (Np,),\n"
-     "float32, W packed as pack_weights(W, 'float32') does; Np = n_out padded to 16."},
+     "linear(precision, (n_out, n_in), mat, bias, x, y, n_threads): y (M, Np) = x (M, n_in) W^T + bias (Np,)\n"
+     "float32; mat is the (weights, scale, row_sums) tuple of pack_weights(W, precision); Np = n_out\n"
+     "padded to 16. int8 quantises each row of x (per-row scale and centre)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError, TextError
 from ..core.dsp import SAMPLE_RATE
-from ..core.runtime import make_generator, resolve_device
+from ..core.runtime import check_precision, make_generator, resolve_device
 from .config import SynthesizerConfig
 from .inference import FastTacotron
 from .model import Tacotron
@@ -35,18 +36,37 @@ MODEL_NAME = "synthesizer"
 
 
 class Synthesizer:
-    """A loaded Tacotron (RTVC synthesizer.pt); reusable and safe to call from several threads."""
+    """A loaded Tacotron (RTVC synthesizer.pt); reusable and safe to call from several threads.
+
+    ``precision`` is the default of :meth:`synthesize`: "float32" (RTVC's numbers; "reference"
+    is the same here), or "bfloat16" / "int8" (the decoder LSTMs' weights in that precision:
+    faster, approximate).
+    """
 
     sample_rate: int = SAMPLE_RATE  # Hz of the audio its mels describe
 
-    def __init__(self, model: Tacotron, path: str | os.PathLike | None = None):
+    def __init__(self, model: Tacotron, path: str | os.PathLike | None = None, precision: str = "float32"):
         self._model = model.eval()
-        self._engine = FastTacotron(self._model)
+        self.precision = check_precision(precision)
+        self._lock = threading.Lock()
+        self._engines = {"float32": FastTacotron(self._model)}  # precision -> engine, built on first use
         self._path = Path(path) if path is not None else None
+
+    def engine(self, precision: str | None = None) -> FastTacotron:
+        """The decoding engine of ``precision`` (default: this synthesizer's), built once."""
+        precision = self.precision if precision is None else check_precision(precision)
+        if precision == "reference":
+            precision = "float32"
+        with self._lock:
+            engine = self._engines.get(precision)
+            if engine is None:
+                engine = self._engines[precision] = FastTacotron(self._model, precision)
+        return engine
 
     # ----------------------------------------------------------------------------- loading
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Synthesizer":
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+             precision: str = "float32") -> "Synthesizer":
         """Load an RTVC `synthesizer.pt` (weights_only). Sizes and r are read off the file.
 
         Raises CheckpointError for a missing, truncated, unsafe or other model's file.
@@ -83,7 +103,7 @@ class Synthesizer:
         logger.info("loaded %s %s (step %d, r=%d, %.2fM parameters) on %s", MODEL_NAME, path,
                     int(tensors["step"].reshape(-1)[0]), cfg.r,
                     sum(p.numel() for p in model.parameters()) / 1e6, device)
-        return cls(model, path)
+        return cls(model, path, precision)
 
     # -------------------------------------------------------------------------- properties
     @property
@@ -97,7 +117,7 @@ class Synthesizer:
 
     @property
     def device(self) -> torch.device:
-        return self._engine.device
+        return self._engines["float32"].device
 
     @property
     def model(self) -> Tacotron:
@@ -117,7 +137,7 @@ class Synthesizer:
 
     # -------------------------------------------------------------------------- synthesis
     def synthesize(self, texts: str | Sequence[str], embeddings, *, seed: int | None = None,
-                   prenet_dropout: bool = True, max_frames: int = 2000
+                   prenet_dropout: bool = True, max_frames: int = 2000, precision: str | None = None
                    ) -> np.ndarray | list[np.ndarray]:
         """Text(s) + speaker embedding(s) -> mel(s) (80, T) float32, RTVC scale; one pass per text.
 
@@ -129,17 +149,19 @@ class Synthesizer:
             output deterministic and batch-independent.
         max_frames: cap on decoded frames per text (RTVC's 2000); a text reaching it logs a
             warning naming it.
+        precision: None for this synthesizer's (see the class).
         """
         single = isinstance(texts, str)
         text_list = _check_texts(texts)
         spk = _check_embeddings(embeddings, len(text_list), self.config.speaker_embedding_size)
         max_frames = _check_positive_int(max_frames, "max_frames")
+        engine = self.engine(precision)
         generator = make_generator(seed, self.device) if prenet_dropout else None
         ids = [text_to_sequence(t) for t in text_list]
         mels: list[np.ndarray] = []
         batch_size = self.config.batch_size
         for start in range(0, len(ids), batch_size):
-            results = self._engine.generate(ids[start:start + batch_size], spk[start:start + batch_size],
+            results = engine.generate(ids[start:start + batch_size], spk[start:start + batch_size],
                                             max_frames=max_frames, generator=generator)
             for i, res in enumerate(results, start):
                 if not res.stopped:

@@ -12,19 +12,21 @@ only dropout-off output is batch-independent.
 
 Speed: the small weights the decoder reads at each step are laid out once for row-vector
 products (`x @ W_t`, W_t contiguous (in, out)); the LSTM input and recurrent matrices are
-fused into one (4 * lstm, 2 * lstm) matrix per cell, run by the C extension's float32 kernel
-where it runs (core.native), else by ``addmm``; only the r mel columns of `mel_proj` that are kept are
+fused into one (4 * lstm, 2 * lstm) matrix per cell, run by the C extension's kernel where it
+runs (core.native; float32, or bfloat16 / int8 weights with ``precision``), else by ``addmm``; only the r mel columns of `mel_proj` that are kept are
 computed, the stop projection rides along with the mel projection, and the location conv and
 its linear layer are folded into one conv. These change float rounding only (~1e-7).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..core.native import Linear
+from ..core.runtime import ThreadChoice
 from .model import Tacotron, dropout
 
 
@@ -38,10 +40,10 @@ class Generated:
     stopped: bool  # False when the item reached max_frames without its stop token
 
 
-def _fuse_lstm_cell(cell: torch.nn.LSTMCell) -> "_BigLinear":
+def _fuse_lstm_cell(cell: torch.nn.LSTMCell, precision: str) -> "_BigLinear":
     """One matrix for an LSTMCell's input and recurrent products: gates = [x, h] @ W^T + b."""
     w_ih, w_hh = cell.weight_ih.detach(), cell.weight_hh.detach()
-    fused = _BigLinear(torch.cat([w_ih, w_hh], dim=1), cell.bias_ih.detach() + cell.bias_hh.detach())
+    fused = _BigLinear(torch.cat([w_ih, w_hh], dim=1), cell.bias_ih.detach() + cell.bias_hh.detach(), precision)
     if fused.weight is not None:  # the cell's weights become views of the fused matrix: no second copy
         n_in = w_ih.shape[1]
         cell.weight_ih.data = fused.weight.t()[:, :n_in]
@@ -51,11 +53,13 @@ def _fuse_lstm_cell(cell: torch.nn.LSTMCell) -> "_BigLinear":
 
 class _BigLinear:
     """y = x @ W^T + b for a large W read once per decoder step (memory-bound at small batch):
-    the C extension's float32 kernel where it runs (core.native.Linear), else ``addmm`` with
-    W^T stored contiguous (in, out)."""
+    the C extension's kernel of ``precision`` where it runs (core.native.Linear), else float32
+    ``addmm`` with W^T stored contiguous (in, out)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
-        self.native = Linear.create(weight, bias)
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, precision: str):
+        self.native = Linear.create(weight, bias, precision)
+        if self.native is None and precision != "float32":
+            self.native = Linear.create(weight, bias)  # no kernel of that precision here: float32
         self.bias = bias.contiguous()
         self.weight = None if self.native is not None else weight.t().contiguous()  # (in, out)
 
@@ -66,10 +70,16 @@ class _BigLinear:
 
 
 class FastTacotron:
-    """Inference engine over a loaded Tacotron; immutable after construction (thread-safe)."""
+    """Inference engine over a loaded Tacotron; immutable after construction (thread-safe).
 
-    def __init__(self, model: Tacotron):
+    precision: "float32" (RTVC's numbers, ~1e-7), or "bfloat16" / "int8": the decoder LSTMs'
+    weights (17M of the model's 31M parameters, read at every step) in that precision, through
+    the C extension's kernels where this CPU has them (else float32).
+    """
+
+    def __init__(self, model: Tacotron, precision: str = "float32"):
         model.eval()
+        self.precision = precision
         self.model = model
         cfg = model.cfg
         self.cfg = cfg
@@ -92,8 +102,8 @@ class FastTacotron:
             self.loc_pad = att.conv.padding[0]
             self.v = att.v.weight.detach().contiguous()  # (1, attn)
             self.rnn_in = (dec.rnn_input.weight.t().contiguous(), dec.rnn_input.bias.detach())
-            self.lstm1 = _fuse_lstm_cell(dec.res_rnn1)
-            self.lstm2 = _fuse_lstm_cell(dec.res_rnn2)
+            self.lstm1 = _fuse_lstm_cell(dec.res_rnn1, precision)
+            self.lstm2 = _fuse_lstm_cell(dec.res_rnn2, precision)
             # mel_proj rows are mel-major (row = mel * max_r + k); keep k < r, then stop.
             n_mels, max_r, r = cfg.n_mels, cfg.max_r, self.r
             rows = (torch.arange(n_mels)[:, None] * max_r + torch.arange(r)[None, :]).reshape(-1)
@@ -169,61 +179,74 @@ class FastTacotron:
         p = self.p
 
         rows: torch.Tensor | None = None  # indices of the items still decoding (None: all)
-        for step in range(steps):
-            x = dropout(torch.relu(torch.addmm(pre1_b, prev, pre1_w)), p, generator)
-            x = dropout(torch.relu(torch.addmm(pre2_b, x, pre2_w)), p, generator)
-            attn_h = torch.gru_cell(torch.cat([context, x], 1), attn_h, *self.gru)
-            # Location-sensitive attention in (B, A, N) layout.
-            e = F.conv1d(cumulative, self.loc_w, padding=self.loc_pad)
-            e += enc_proj_t
-            e += torch.addmm(q_b, attn_h, q_w).unsqueeze(2)
-            u = torch.matmul(self.v, e.tanh_()).squeeze(1)  # (B, N)
-            if neg_mask is not None:
-                u += neg_mask
-            scores = torch.softmax(u, dim=1)
-            cumulative += scores.unsqueeze(1)
-            context = torch.bmm(scores.unsqueeze(1), enc).squeeze(1)
-            x = torch.addmm(in_b, torch.cat([context, attn_h], 1), in_w)
-            h1, c1 = _lstm(lstm1(torch.cat([x, h1], 1)), c1)
-            x = x + h1
-            h2, c2 = _lstm(lstm2(torch.cat([x, h2], 1)), c2)
-            x = x + h2
-            out = torch.addmm(out_b, torch.cat([x, context], 1), out_w)
-            frames = out[:, :n_mel_r].view(-1, cfg.n_mels, r)
-            prev = frames[:, :, -1]
-            if step == capacity:
-                capacity = min(steps, 2 * capacity)
-                mels = _grow(mels, 2, capacity * r)
-                align = None if align is None else _grow(align, 1, capacity)
-            if rows is None:
-                mels[:, :, step * r:(step + 1) * r] = frames
-                if align is not None:
-                    align[:, step] = scores
-            else:
-                mels[rows, :, step * r:(step + 1) * r] = frames
-                if align is not None:
-                    align[rows, step] = scores
-            if fixed_steps is None and step * r > cfg.min_stop_frames:
-                stopped = torch.sigmoid(out[:, n_mel_r]) > stop_p
-                if bool(stopped.any()):
-                    local = torch.nonzero(stopped).flatten()
-                    ids = local if rows is None else rows[local]
-                    for i in ids.tolist():
-                        end_step[i] = step + 1
-                        done[i] = True
-                    if bool(done.all()):
-                        break
-                    # Drop the finished items: every row is computed independently, so the
-                    # others' numbers do not change (dropout masks shrink with the batch).
-                    keep = torch.nonzero(~stopped).flatten()
-                    rows = keep if rows is None else rows[keep]
-                    attn_h, h1, c1, h2, c2, context, prev = (
-                        t.index_select(0, keep) for t in (attn_h, h1, c1, h2, c2, context, prev))
-                    cumulative = cumulative.index_select(0, keep)
-                    enc = enc.index_select(0, keep)
-                    enc_proj_t = enc_proj_t.index_select(0, keep)
-                    if neg_mask is not None:
-                        neg_mask = neg_mask.index_select(0, keep)
+        most = torch.get_num_threads()
+        threads, n_threads, piece_start = ThreadChoice(most), most, 0.0
+        try:
+            for step in range(steps):
+                if step % _PIECE == 0:
+                    # Torch's threads for the next steps: one when a busy machine makes more slower
+                    # (each op's thread team would wait for time slices). torch.set_num_threads sets
+                    # the calling thread's OpenMP team size; it is restored below.
+                    if step:
+                        threads.record(n_threads, time.perf_counter() - piece_start, _PIECE)
+                    n_threads, piece_start = threads.next(), time.perf_counter()
+                    torch.set_num_threads(n_threads)
+                x = dropout(torch.relu(torch.addmm(pre1_b, prev, pre1_w)), p, generator)
+                x = dropout(torch.relu(torch.addmm(pre2_b, x, pre2_w)), p, generator)
+                attn_h = torch.gru_cell(torch.cat([context, x], 1), attn_h, *self.gru)
+                # Location-sensitive attention in (B, A, N) layout.
+                e = F.conv1d(cumulative, self.loc_w, padding=self.loc_pad)
+                e += enc_proj_t
+                e += torch.addmm(q_b, attn_h, q_w).unsqueeze(2)
+                u = torch.matmul(self.v, e.tanh_()).squeeze(1)  # (B, N)
+                if neg_mask is not None:
+                    u += neg_mask
+                scores = torch.softmax(u, dim=1)
+                cumulative += scores.unsqueeze(1)
+                context = torch.bmm(scores.unsqueeze(1), enc).squeeze(1)
+                x = torch.addmm(in_b, torch.cat([context, attn_h], 1), in_w)
+                h1, c1 = _lstm(lstm1(torch.cat([x, h1], 1)), c1)
+                x = x + h1
+                h2, c2 = _lstm(lstm2(torch.cat([x, h2], 1)), c2)
+                x = x + h2
+                out = torch.addmm(out_b, torch.cat([x, context], 1), out_w)
+                frames = out[:, :n_mel_r].view(-1, cfg.n_mels, r)
+                prev = frames[:, :, -1]
+                if step == capacity:
+                    capacity = min(steps, 2 * capacity)
+                    mels = _grow(mels, 2, capacity * r)
+                    align = None if align is None else _grow(align, 1, capacity)
+                if rows is None:
+                    mels[:, :, step * r:(step + 1) * r] = frames
+                    if align is not None:
+                        align[:, step] = scores
+                else:
+                    mels[rows, :, step * r:(step + 1) * r] = frames
+                    if align is not None:
+                        align[rows, step] = scores
+                if fixed_steps is None and step * r > cfg.min_stop_frames:
+                    stopped = torch.sigmoid(out[:, n_mel_r]) > stop_p
+                    if bool(stopped.any()):
+                        local = torch.nonzero(stopped).flatten()
+                        ids = local if rows is None else rows[local]
+                        for i in ids.tolist():
+                            end_step[i] = step + 1
+                            done[i] = True
+                        if bool(done.all()):
+                            break
+                        # Drop the finished items: every row is computed independently, so the
+                        # others' numbers do not change (dropout masks shrink with the batch).
+                        keep = torch.nonzero(~stopped).flatten()
+                        rows = keep if rows is None else rows[keep]
+                        attn_h, h1, c1, h2, c2, context, prev = (
+                            t.index_select(0, keep) for t in (attn_h, h1, c1, h2, c2, context, prev))
+                        cumulative = cumulative.index_select(0, keep)
+                        enc = enc.index_select(0, keep)
+                        enc_proj_t = enc_proj_t.index_select(0, keep)
+                        if neg_mask is not None:
+                            neg_mask = neg_mask.index_select(0, keep)
+        finally:
+            torch.set_num_threads(most)
 
         frames_kept = torch.tensor([e * r for e in end_step], dtype=torch.long)
         t_max = int(frames_kept.max())
@@ -243,6 +266,7 @@ class FastTacotron:
 
 
 _INITIAL_STEPS = 512
+_PIECE = 8  # decoder steps between two thread-count decisions
 
 
 def _grow(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:

@@ -22,10 +22,10 @@ import torch
 
 from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import CheckpointError, InputError
-from ..core.runtime import derive_seed, make_generator, progress_bar, resolve_device
+from ..core.runtime import PRECISIONS, check_precision, derive_seed, make_generator, progress_bar, resolve_device
 from ..core.spectrogram import validate_mel
 from .config import VocoderConfig
-from .engines import PRECISIONS, select_engine
+from .engines import select_engine
 from .griffinlim import GriffinLim
 from .model import WaveRNN
 from .postprocess import Folds, fold_with_overlap, labels_to_samples, to_waveform
@@ -196,12 +196,6 @@ class Vocoder:
 _FOLD_GROUP = 16  # folds of one item upsampled together (8 s of audio at RTVC's target/overlap)
 _BATCH_FOLDS = 32  # folds generated in one pass (of one item or several)
 _CONTEXT = 4  # mel frames around a part being upsampled (the convolutions reach ~1.3 frames)
-
-
-def check_precision(precision) -> str:
-    if precision not in PRECISIONS:
-        raise InputError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return precision
 
 
 _MAX_FOLD = 160_000  # samples (10 s): a fold is allocated whole, padded to target + 2 overlap

@@ -35,7 +35,6 @@ from .reference import generate_reference
 log = logging.getLogger(__name__)
 
 CHUNK = 256  # steps per precomputed chunk
-PRECISIONS = ("float32", "bfloat16", "int8", "reference")
 
 Progress = Callable[[int], None]
 Streams = list  # [(torch.Generator, n_folds), ...]: the random stream of each run of folds

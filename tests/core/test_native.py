@@ -42,3 +42,39 @@ def test_linear_is_none_where_the_kernel_cannot_run(monkeypatch):
     monkeypatch.setenv("SV2TTS_NATIVE", "0")
     assert native_module("int8") == (None, "disabled by SV2TTS_NATIVE")
     assert Linear.create(torch.zeros(4, 4), torch.zeros(4)) is None
+
+
+def _kernel_or_skip(precision):
+    lib, why = native_module(precision)
+    if lib is None:
+        pytest.skip(f"no C {precision} kernel here ({why})")
+
+
+@pytest.mark.parametrize("m", [1, 5, 7])
+def test_bfloat16_linear_rounds_weights_and_inputs_to_bfloat16(m):
+    """y = bf16(x) @ bf16(W)^T + b, accumulated in float32."""
+    _kernel_or_skip("bfloat16")
+    g = torch.Generator().manual_seed(m)
+    w, b, x = torch.randn(70, 45, generator=g), torch.randn(70, generator=g), torch.randn(m, 45, generator=g)
+    y = Linear.create(w, b, "bfloat16")(x)
+    as_bf16 = lambda t: t.to(torch.bfloat16).double()  # noqa: E731
+    expected = (as_bf16(x) @ as_bf16(w).t() + b.double()).float()
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(y, torch.addmm(b, x, w.t()), rtol=1e-6, atol=1e-6)  # it did round
+
+
+def test_int8_linear_is_exact_on_its_grids():
+    """Weights on the per-row int8 grid and inputs spanning [-127, 127] in integers give the exact
+    product (scale 1, centre 0); other inputs are within int8 rounding of float32."""
+    _kernel_or_skip("int8")
+    g = torch.Generator().manual_seed(0)
+    w = torch.randint(-126, 127, (40, 33), generator=g).float()
+    w[:, 0] = 127.0  # every row's largest magnitude is 127: per-row scale exactly 1
+    x = torch.randint(-126, 127, (3, 33), generator=g).float()
+    x[:, 1], x[:, 2] = -127.0, 127.0  # every row spans [-127, 127]: scale 1, centre 0
+    b = torch.randn(40, generator=g)
+    y = Linear.create(w, b, "int8")(x)
+    assert torch.equal(y, (x.double() @ w.double().t() + b.double()).float())
+    w2, x2 = torch.randn(70, 45, generator=g), torch.randn(4, 45, generator=g)
+    y2, exact = Linear.create(w2, b[:1].expand(70), "int8")(x2), torch.addmm(b[:1].expand(70), x2, w2.t())
+    assert float((y2 - exact).norm() / exact.norm()) < 0.02

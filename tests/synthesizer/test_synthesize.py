@@ -101,6 +101,30 @@ def test_threads_share_one_model(syn, embeds):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_reduced_precision_is_close_to_float32(ckpt, syn, embeds, precision):
+    """The decoder LSTMs' weights in bfloat16 / int8: mels within 0.1% of float32's largest value;
+    the load-time default and the per-call option give the same numbers; "reference" is float32."""
+    from sv2tts.core.native import native_module
+
+    text = TEXTS[1]
+    exact = syn.synthesize(text, embeds[0], prenet_dropout=False, max_frames=100)
+    assert np.array_equal(syn.synthesize(text, embeds[0], prenet_dropout=False, max_frames=100,
+                                         precision="reference"), exact)
+    mel = syn.synthesize(text, embeds[0], prenet_dropout=False, max_frames=100, precision=precision)
+    assert mel.shape == exact.shape
+    diff = float(np.abs(mel - exact).max())
+    assert diff < 1e-3 * float(np.abs(exact).max())
+    if native_module(precision)[0] is None:  # no kernel of that precision here: float32 is used
+        assert diff == 0
+    else:
+        assert diff > 0
+    by_default = Synthesizer.load(ckpt, precision=precision)
+    assert np.array_equal(by_default.synthesize(text, embeds[0], prenet_dropout=False, max_frames=100), mel)
+    with pytest.raises(InputError, match="precision='int4': expected one of float32, bfloat16, int8"):
+        syn.synthesize(text, embeds[0], precision="int4")
+
+
 def test_long_text_in_sentences(syn, embeds, caplog):
     """The pipeline splits a long text into sentence groups and joins their mels."""
     sentence = "This is sentence number {} of a long text, read by a tiny model. "
