@@ -51,6 +51,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .core.cache import model_cache_dir, sha256_file
 from .core.errors import DownloadError, ModelNotFoundError
 from .core.runtime import show_progress
 
@@ -118,21 +119,6 @@ def get_model(name: str) -> ModelFile:
         raise ModelNotFoundError(
             f"unknown model {name!r}: choose from {', '.join(MODELS)}"
         ) from None
-
-
-def model_cache_dir() -> Path:
-    """Cache folder: ``$SV2TTS_HOME``, else ``$XDG_CACHE_HOME/sv2tts``, else ``~/.cache/sv2tts``
-    (``%LOCALAPPDATA%/sv2tts`` on Windows). Not created here."""
-    home = os.environ.get("SV2TTS_HOME")
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(os.path.expanduser(xdg)):
-        return Path(xdg).expanduser() / "sv2tts"
-    local = os.environ.get("LOCALAPPDATA")
-    if os.name == "nt" and local:
-        return Path(local) / "sv2tts"
-    return Path.home() / ".cache" / "sv2tts"
 
 
 def model_path(name: str) -> Path:
@@ -364,7 +350,7 @@ def _status(model: ModelFile, path: Path, url: str, rehash: bool) -> ModelStatus
     recorded = record.get("sha256")
     checked = record.get("checked_against")
     fresh = bool(record) and record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
-    actual = _sha256_file(path).hexdigest() if rehash else (recorded if fresh else None)
+    actual = sha256_file(path).hexdigest() if rehash else (recorded if fresh else None)
 
     def status(verified: bool | None, detail: str) -> ModelStatus:
         return ModelStatus(verified=verified, sha256=actual, detail=detail, **fields)
@@ -407,20 +393,6 @@ def _write_record(path: Path, record: dict) -> None:
         log.warning("%s: cannot write download record (%s)", target, e)
         with contextlib.suppress(OSError):
             tmp.unlink()
-
-
-def _sha256_file(path: Path, hasher=None, limit: int | None = None):
-    hasher = hasher or hashlib.sha256()
-    left = limit
-    with open(path, "rb") as f:
-        while left is None or left > 0:
-            block = f.read(_CHUNK if left is None else min(_CHUNK, left))
-            if not block:
-                break
-            hasher.update(block)
-            if left is not None:
-                left -= len(block)
-    return hasher
 
 
 def _missing_message(missing: list[ModelFile], causes: list[str], tried: bool) -> str:
@@ -591,7 +563,7 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
                 if offset == (model.size if model.size is not None else total):
                     log.info("%s: the partial download is complete", part)
                     hashes = _stated_hashes(url, redirects.hops, e.geturl() or url, e.headers)
-                    _finish(model, url, path, _sha256_file(part), hashes)
+                    _finish(model, url, path, sha256_file(part), hashes)
                     return
                 log.info("%s: the server refused the resume (416); restarting", part)
                 part.unlink()
@@ -626,7 +598,7 @@ def _fetch(model: ModelFile, url: str, path: Path, *, show: bool, timeout: float
             if model.size is not None and total is not None and total != model.size:
                 raise _fail(part, f"{model.filename} from {url}: the server has {total:,} bytes, "
                                   f"expected {model.size:,}")
-            hasher = _sha256_file(part, limit=offset) if offset else hashlib.sha256()
+            hasher = sha256_file(part, limit=offset) if offset else hashlib.sha256()
             _stream(response, part, offset, hasher, expected, length, url, model, show)
         _finish(model, url, path, hasher, hashes)
         return

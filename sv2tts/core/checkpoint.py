@@ -4,35 +4,70 @@ RTVC saves ``{"model_state": state_dict, "optimizer_state": ..., ["step": int]}`
 ``torch.save``. We always load with ``weights_only=True`` (a pickle that carries code is
 refused) onto the CPU, keep only ``model_state`` and check it against the model's expected
 keys so that a file of another model fails with a clear message.
+
+Converted copies: RTVC's synthesizer.pt is 370 MB, two thirds of it optimizer state. With
+``convert=True`` the first load of a file writes its ``model_state`` alone (bit-identical
+tensors) to ``<cache>/converted/<source sha256>.pt``; later loads map that file into memory
+(``mmap``) instead. A record beside it holds the source's path, size, times, inode and sha256:
+the copy is used while the source's size, mtime, ctime and inode are unchanged (writing a
+file's bytes always changes its ctime, which no program can set back), or, when they
+changed, only if the source still hashes to the recorded sha256; otherwise it is converted
+again. The cache is best effort: when it cannot be written the source is read as before.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
 import os
 import pickle
+import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
+from .cache import model_cache_dir, sha256_file
 from .errors import CheckpointError
 
+log = logging.getLogger(__name__)
+
 StateDict = dict[str, torch.Tensor]
+_FORMAT = 1  # version of the converted file and its record
 
 
-def load_state_dict(path: str | os.PathLike, model_name: str) -> StateDict:
+def load_state_dict(path: str | os.PathLike, model_name: str, *, convert: bool = False) -> StateDict:
     """Read ``model_state`` from an RTVC checkpoint file (weights_only, CPU).
 
     Accepts ``{"model_state": ...}`` dicts (RTVC's format) and bare state dicts.
+    convert: use (and make on first load) the model-only copy in the cache (see above).
     Raises CheckpointError naming the file for every way a file can be unusable.
     """
     path = Path(path)
+    _check_file(path, model_name)
+    if not convert:
+        return _read(path, model_name)
+    record_path = model_cache_dir() / "converted" / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}.json"
+    state = _read_converted(path, record_path)
+    if state is None:
+        identity = _identity(path)
+        state = _read(path, model_name)
+        _write_converted(path, record_path, state, identity)
+    return state
+
+
+def _check_file(path: Path, model_name: str) -> None:
     if not path.exists():
         raise CheckpointError(f"{path}: {model_name} checkpoint not found")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a {model_name} checkpoint")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not a {model_name} checkpoint")
+
+
+def _read(path: Path, model_name: str) -> StateDict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -50,6 +85,80 @@ def load_state_dict(path: str | os.PathLike, model_name: str) -> StateDict:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: does not hold a {model_name} state_dict")
     return dict(state)
+
+
+def _identity(path: Path) -> dict:
+    """What changes when a file's bytes change: size, mtime, ctime, inode and device."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino, "device": st.st_dev}
+
+
+def _read_converted(source: Path, record_path: Path) -> StateDict | None:
+    """The converted copy of ``source`` when it is still valid (see the module), else None."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        weights = record_path.parent / record["weights"]
+        if record.get("format") != _FORMAT or record.get("source") != str(source.resolve()) \
+                or not weights.is_file():
+            return None
+        identity = _identity(source)
+        if identity != record["identity"]:
+            if identity["size"] != record["identity"]["size"] or \
+                    sha256_file(source).hexdigest() != record["sha256"]:
+                return None
+            _write_json(record_path, {**record, "identity": identity})  # same bytes (copied, touched)
+        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        log.debug("%s: converted copy not used (%s)", source, e)
+        return None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return None
+    log.debug("%s: read its converted copy %s", source, weights)
+    return state
+
+
+def _write_converted(source: Path, record_path: Path, state: StateDict, identity: dict) -> None:
+    """Save ``state``, read from ``source`` while it had ``identity``, as its converted copy and
+    record (atomically; best effort)."""
+    try:
+        digest = sha256_file(source).hexdigest()
+        if _identity(source) != identity:
+            return  # the source changed while it was read or hashed
+        folder = record_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = folder / f"{digest}.pt"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{weights.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({k: v.clone() for k, v in state.items()}, f)
+            os.replace(tmp, weights)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        old = _old_weights(record_path)
+        _write_json(record_path, {"format": _FORMAT, "source": str(source.resolve()), "identity": identity,
+                                  "sha256": digest, "weights": weights.name})
+        if old is not None and old != weights.name:
+            (folder / old).unlink(missing_ok=True)  # the copy of the source's previous bytes
+        log.info("%s: model weights converted to %s (loaded memory-mapped from now on)", source, weights)
+    except OSError as e:
+        log.debug("%s: cannot write a converted copy (%s)", source, e)
+
+
+def _old_weights(record_path: Path) -> str | None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return json.loads(record_path.read_text(encoding="utf-8"))["weights"]
+    return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def check_keys(

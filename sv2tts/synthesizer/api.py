@@ -72,7 +72,7 @@ class Synthesizer:
         Raises CheckpointError for a missing, truncated, unsafe or other model's file.
         """
         device = resolve_device(device)
-        state = load_state_dict(path, MODEL_NAME)
+        state = load_state_dict(path, MODEL_NAME, convert=True)
         try:
             cfg = SynthesizerConfig.from_state_dict(state)
         except (KeyError, IndexError, ValueError, RuntimeError):

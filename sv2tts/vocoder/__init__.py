@@ -66,7 +66,7 @@ class Vocoder:
         Raises CheckpointError for a missing, truncated or foreign (e.g. synthesizer) file.
         """
         device = resolve_device(device)
-        state = load_state_dict(path, _MODEL_NAME)
+        state = load_state_dict(path, _MODEL_NAME, convert=True)
         expected = WaveRNN().state_dict()
         check_keys(state, _expected_keys(state, expected), path, _MODEL_NAME,
                    optional=[k for k in state if k.endswith("num_batches_tracked")])
