@@ -30,6 +30,7 @@ class SynthesizerConfig:
     postnet_K: int = 5
     num_highways: int = 4
     dropout: float = 0.5
+    zoneout: float = 0.1  # training only: probability that a residual LSTM unit keeps its h
     speaker_embedding_size: int = 256
     n_mels: int = 80
     max_r: int = 20

@@ -34,6 +34,15 @@ def dropout(x: torch.Tensor, p: float, generator: torch.Generator | None) -> tor
     return x * noise.div_(1.0 - p)
 
 
+def zoneout(prev: torch.Tensor, new: torch.Tensor, p: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """RTVC's training-time zoneout of an LSTMCell's h: each unit keeps its previous value
+    with probability p (mask 1), else takes the new one. One bernoulli_(p) draw of h's shape
+    from `generator` (None: torch's global generator, as RTVC)."""
+    mask = torch.zeros_like(prev).bernoulli_(p, generator=generator)
+    return prev * mask + new * (1 - mask)
+
+
 class HighwayNetwork(nn.Module):
     """y = g * relu(W1 x) + (1 - g) * x, g = sigmoid(W2 x)."""
 
@@ -212,6 +221,7 @@ class Decoder(nn.Module):
         self.register_buffer("r", torch.tensor(cfg.r, dtype=torch.int32))
         self.n_mels = cfg.n_mels
         self.max_r = cfg.max_r
+        self.zoneout_p = cfg.zoneout
         memory = cfg.encoder_dims + cfg.speaker_embedding_size
         self.prenet = PreNet(cfg.n_mels, cfg.decoder_dims * 2, cfg.decoder_dims * 2, cfg.dropout)
         self.attn_net = LSA(cfg.decoder_dims, cfg.lsa_kernel, cfg.lsa_filters)
@@ -226,7 +236,8 @@ class Decoder(nn.Module):
                 prenet_in: torch.Tensor, state: DecoderState, chars: torch.Tensor,
                 generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DecoderState]:
-        """RTVC's decoder step (eval mode: no zoneout).
+        """RTVC's decoder step. In training mode (`train()`) the residual LSTMs' h go through
+        zoneout (p = cfg.zoneout, masks drawn from `generator` after the pre-net's).
 
         Returns mels (B, M, r), attention (B, 1, N), stop probability (B, 1), new state.
         """
@@ -241,8 +252,12 @@ class Decoder(nn.Module):
         context = (scores @ encoder_seq).squeeze(1)
         x = self.rnn_input(torch.cat([context, attn_hidden], dim=1))
         h1, c1 = self.res_rnn1(x, (state.rnn1_hidden, state.rnn1_cell))
+        if self.training:
+            h1 = zoneout(state.rnn1_hidden, h1, self.zoneout_p, generator)
         x = x + h1
         h2, c2 = self.res_rnn2(x, (state.rnn2_hidden, state.rnn2_cell))
+        if self.training:
+            h2 = zoneout(state.rnn2_hidden, h2, self.zoneout_p, generator)
         x = x + h2
         mels = self.mel_proj(x).view(batch, self.n_mels, self.max_r)[:, :, :r]
         stop = torch.sigmoid(self.stop_proj(torch.cat([x, context], dim=1)))
@@ -274,8 +289,9 @@ class Tacotron(nn.Module):
         return int(self.decoder.r)
 
     def train(self, mode: bool = True) -> "Tacotron":
-        """Always eval: BatchNorm uses running statistics (training is out of scope)."""
-        return super().train(False)
+        """Training mode (for sv2tts.train): BatchNorm uses batch statistics, the decoder's
+        zoneout is on. A new Tacotron is in eval mode, and inference always uses eval."""
+        return super().train(mode)
 
     def postnet_mels(self, mel_outputs: torch.Tensor,
                      lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -284,7 +300,8 @@ class Tacotron(nn.Module):
 
     def forward(self, chars: torch.Tensor, mels: torch.Tensor,
                 speaker_embedding: torch.Tensor, generator: torch.Generator | None = None):
-        """RTVC's teacher-forced forward (eval mode): previous ground-truth frame as input.
+        """RTVC's teacher-forced forward: previous ground-truth frame as input (eval mode, or
+        train mode for training; RTVC's forward also adds 1 to `step`: sv2tts.train does that).
 
         chars (B, N) int64, mels (B, M, T), speaker (B, S) -> (mel_outputs (B, M, T),
         postnet (B, M, T), attention (B, T / r, N), stop (B, T)).
