@@ -54,6 +54,9 @@ _EXPORTS = {
     "DownloadError": "sv2tts.core.errors",
 }
 
+# subpackages reached as attributes (``sv2tts.train.synthesizer.train_step``), imported on first use
+_SUBMODULES = {"train"}  # training and fine-tuning: preprocessing, datasets, training steps
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -74,6 +77,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sv2tts' has no attribute {name!r}")
@@ -83,4 +88,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
