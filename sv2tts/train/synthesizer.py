@@ -36,7 +36,8 @@ from ..synthesizer.model import HighwayNetwork, Tacotron
 from ..synthesizer.text import SYMBOLS
 from .checkpoint import load_optimizer_state, read_checkpoint, save_checkpoint
 from .config import Stage, SynthesizerTrainConfig
-from .data import SynthesizerBatch
+from .data import SynthesizerBatch, SynthesizerDataset, collate_synthesizer
+from .files import save_npy, write_text
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +270,21 @@ def gta_mels(model: Tacotron, batch: SynthesizerBatch) -> list[np.ndarray]:
         model.train(was_training)
     return [m2[j, :, :int(n)].T.cpu().numpy().astype(np.float32)
             for j, n in enumerate(batch.mel_lengths)]
+
+
+def write_gta_mels(syn_dir: str | os.PathLike, model: Tacotron, out_dir: str | os.PathLike, *,
+                   batch_size: int = SynthesizerTrainConfig.gta_batch_size) -> int:
+    """RTVC's vocoder_preprocess.py on a preprocessed folder: ``out_dir/mels_gta/mel-<name>.npy``
+    (T, 80) float32 for every train.txt row, batches of ``batch_size`` in train.txt order on
+    the model's device, and ``out_dir/synthesized.txt`` (the train.txt lines). Returns the count."""
+    syn_dir, out = Path(syn_dir), Path(out_dir)
+    dataset = SynthesizerDataset.from_folder(syn_dir)
+    device = next(model.parameters()).device
+    for start in range(0, len(dataset), batch_size):
+        indices = range(start, min(start + batch_size, len(dataset)))
+        batch = collate_synthesizer([dataset[i] for i in indices], model.r).to(device)
+        for i, mel in zip(indices, gta_mels(model, batch)):
+            save_npy(out / "mels_gta" / dataset.rows[i].mel_file, mel)
+    write_text(out / "synthesized.txt", "".join(row.line() + "\n" for row in dataset.rows))
+    log.info("%s: %d ground-truth-aligned mels", out, len(dataset))
+    return len(dataset)

@@ -14,7 +14,10 @@ import sv2tts
 from sv2tts.synthesizer.config import SynthesizerConfig
 from sv2tts.train import synthesizer as S
 from sv2tts.train.config import SynthesizerTrainConfig
-from sv2tts.train.data import SynthesizerDataset, collate_synthesizer, epoch_batches
+from sv2tts.train import vocoder as V
+from sv2tts.train.data import SynthesizerDataset, VocoderDataset, collate_synthesizer, collate_vocoder, epoch_batches
+from sv2tts.vocoder.config import VocoderConfig
+from sv2tts.vocoder.model import WaveRNN
 from sv2tts.train.preprocess import UtteranceSource, preprocess_dataset
 
 TINY = SynthesizerConfig(embed_dims=32, encoder_dims=32, decoder_dims=16, postnet_dims=32, lstm_dims=64)
@@ -76,6 +79,31 @@ def test_finetune_tiny_synthesizer(data_dir, tmp_path):
     more = train(model, optimizer, dataset, 2, generator)
     generator.set_state(state)
     assert train(resumed, resumed_opt, dataset, 2, generator) == more
+
+
+@pytest.mark.slow
+def test_gta_mels_then_vocoder_steps(data_dir, tmp_path):
+    """vocoder_preprocess.py's GTA mels from a synthesizer, then a tiny WaveRNN trained on them."""
+    model = S.new_tacotron(TINY, seed=2)
+    S.apply_stage(model, S.make_optimizer(model), STAGE)
+    assert S.write_gta_mels(data_dir, model, tmp_path, batch_size=2) == len(TEXTS)
+    dataset = SynthesizerDataset.from_folder(data_dir)
+    assert (tmp_path / "synthesized.txt").read_text(encoding="utf-8") == (data_dir / "train.txt").read_text(encoding="utf-8")
+    first = S.gta_mels(model, collate_synthesizer([dataset[0], dataset[1]], model.r))[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "mels_gta" / dataset.rows[0].mel_file), first)
+
+    voc_data = VocoderDataset(tmp_path / "synthesized.txt", tmp_path / "mels_gta", data_dir / "audio")
+    torch.manual_seed(0)
+    vocoder = WaveRNN(VocoderConfig(rnn_dims=32, fc_dims=16, compute_dims=8, res_out_dims=16, res_blocks=2))
+    optimizer = V.make_optimizer(vocoder, V.VocoderTrainConfig(lr=1e-2))
+    rng = np.random.RandomState(0)
+    losses = [V.train_step(vocoder, optimizer, collate_vocoder([voc_data[i] for i in range(len(voc_data))], rng)).loss
+              for _ in range(15)]
+    assert losses[0] == pytest.approx(np.log(512), rel=0.05)  # about uniform at first
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.15, losses
+    assert int(vocoder.step) == 15
+    path = V.save_vocoder(tmp_path / "vocoder.pt", vocoder, optimizer)
+    assert sv2tts.Vocoder.load(path).config.rnn_dims == 32
 
 
 def test_new_tacotron_is_rtvc_init():
