@@ -51,6 +51,14 @@ def run(dataset_root, meta, tmp_path_factory):
     return pp.preprocess_dataset(sources, out), out
 
 
+def test_defaults_are_rtvcs(meta):
+    hp, cfg = meta["hparams"], pp.PreprocessConfig()
+    assert (cfg.sample_rate, cfg.rescale, cfg.rescaling_max, cfg.trim_silence, cfg.utterance_min_duration,
+            cfg.max_mel_frames, cfg.clip_mels_length, cfg.hop_size) == (
+        hp["sample_rate"], hp["rescale"], hp["rescaling_max"], hp["trim_silence"], hp["utterance_min_duration"],
+        hp["max_mel_frames"], hp["clip_mels_length"], hp["hop_size"])
+
+
 def test_train_txt_identical(run, meta):
     report, out = run
     assert (out / "train.txt").read_text(encoding="utf-8") == meta["train_txt"]

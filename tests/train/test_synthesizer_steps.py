@@ -4,6 +4,7 @@ outputs, losses, gradients, Adam updates and the checkpoint written after the la
 Tolerances: the golden README's "How to compare" (Training, section 3)."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 import sv2tts
 from sv2tts.synthesizer.config import SynthesizerConfig
 from sv2tts.train import synthesizer as S
+from sv2tts.train.config import SynthesizerTrainConfig
 from sv2tts.train.data import SynthesizerDataset, collate_synthesizer, epoch_order
 
 
@@ -28,10 +30,11 @@ def info(train_golden):
 
 
 @pytest.fixture(scope="module")
-def replay(train_golden, golden, rtvc_syn_dir, npz, info, steps_of, tmp_path_factory):
+def replay(train_golden, rtvc_syn_dir, npz, info, steps_of, tmp_path_factory):
     """Run the recorded steps as RTVC's train() did; record what the golden file holds."""
     dataset = SynthesizerDataset.from_folder(rtvc_syn_dir)
-    start = golden / "synthesizer" / info["start_checkpoint"].rsplit("/", 1)[-1]
+    start = (train_golden / info["start_checkpoint"]).resolve()  # a path relative to train/
+    assert hashlib.sha256(start.read_bytes()).hexdigest() == info["start_checkpoint_sha256"]
     (stage,) = [tuple(s) for s in info["tts_schedule_used"]]
     r, lr, max_step, batch_size = int(stage[0]), float(stage[1]), int(stage[2]), int(stage[3])
     # RTVC seeds the global generator, builds its Tacotron (the init draws from it), loads the
@@ -73,6 +76,17 @@ def _tolerances(k: int, first: int) -> dict:
     if k == first:
         return dict(out=dict(rtol=1e-4, atol=1e-5), attn=dict(rtol=0, atol=1e-6), loss=1e-5, grad=1e-4, update=1e-3)
     return dict(out=dict(rtol=1e-3, atol=1e-4), attn=dict(rtol=0, atol=1e-4), loss=1e-3, grad=2e-2, update=2e-2)
+
+
+def test_defaults_are_rtvcs(info):
+    cfg = SynthesizerTrainConfig()
+    assert [list(stage) for stage in cfg.schedule] == info["tts_schedule_rtvc"]
+    assert cfg.clip_grad_norm == info["tts_clip_grad_norm"]
+    assert SynthesizerConfig().dropout == info["tts_dropout"] and SynthesizerConfig().zoneout == info["zoneout_p"]
+    groups = S.make_optimizer(S.new_tacotron(SynthesizerConfig(embed_dims=8, encoder_dims=8, decoder_dims=8,
+                                                               postnet_dims=8, lstm_dims=8))).param_groups
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in groups[0].items() if k not in ("params", "lr")} == \
+        {k: v for k, v in info["optimizer_param_groups_at_step"][0].items() if k != "lr"}
 
 
 def test_loader_order_replayed(replay, npz):

@@ -52,6 +52,15 @@ def replay(train_golden, npz, dataset, cfg, steps_of):
     return model, records, optimizer
 
 
+def test_defaults_are_rtvcs(train_golden):
+    hp = json.loads((train_golden / "vocoder" / "train_steps.json").read_text())["hparams"]
+    d = VocoderTrainConfig()
+    assert (d.batch_size, d.lr, d.seq_len, d.pad, d.hop_length, d.bits, d.mu_law, d.mel_max_abs_value,
+            d.apply_preemphasis, d.preemphasis) == (
+        hp["voc_batch_size"], hp["voc_lr"], hp["voc_seq_len"], hp["voc_pad"], hp["hop_length"], hp["bits"],
+        hp["mu_law"], hp["mel_max_abs_value"], hp["apply_preemphasis"], hp["preemphasis"])
+
+
 def test_items(dataset, npz):
     assert len(dataset) == len(npz["item_quant_len"])
     for i in range(len(dataset)):
