@@ -345,6 +345,130 @@ def models_list(quiet, verbose):
         click.echo(f"{s.name:12} {state:8} {size:>15}  {detail}")
 
 
+@main.group()
+def finetune():
+    """Fine-tune the synthesizer (then the vocoder) on one voice: 15-45 minutes of transcribed speech.
+
+    DATA is a folder of audio files each with a same-named .txt transcript, a CSV / JSONL manifest
+    with columns audio, text, or an LJSpeech-style metadata.csv. Run the same command again to
+    resume; Ctrl-C saves a checkpoint first.
+
+    \b
+    Example:
+      sv2tts finetune synthesizer my_clips/ -o my_voice/
+      sv2tts clone my_voice/voice.npy "Hello." --synthesizer my_voice/synthesizer.pt -o hello.wav
+      sv2tts finetune vocoder my_clips/ --synthesizer my_voice/synthesizer.pt -o my_vocoder/
+    """
+
+
+def finetune_options(f):
+    """The options both fine-tuning commands share."""
+    f = click.option("--overwrite", is_flag=True, help="Replace the run held in the output folder.")(f)
+    f = click.option("--resume", is_flag=True, help="Require a run to resume in the output folder "
+                     "(without it a run there is resumed anyway).")(f)
+    f = click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None,
+                     help="Data order, dropout and crops (default 0; a resumed run keeps its own).")(f)
+    f = click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+                     help="Share of the utterances held out for the validation loss.")(f)
+    f = click.option("--sample-every", type=click.IntRange(min=1), default=500, show_default=True,
+                     help="Steps between validation loss and samples (samples/).")(f)
+    f = click.option("--save-every", type=click.IntRange(min=1), default=100, show_default=True,
+                     help="Steps between checkpoints.")(f)
+    f = click.option("--lr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                     help="Learning rate (default: RTVC's for the start checkpoint).")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Utterances per step.")(f)
+    f = click.option("--from", "start", metavar="PATH", help="Checkpoint to start from (default: the pretrained model).")(f)
+    f = click.option("-o", "--output-dir", required=True, type=click.Path(path_type=Path),
+                     help="Run folder: checkpoints, samples, metrics.jsonl, preprocessed data.")(f)
+    return click.argument("data", type=click.Path(path_type=Path))(f)
+
+
+def _finetune_config(steps, batch_size, lr, save_every, sample_every, val_fraction, seed):
+    from sv2tts import train
+
+    return train.FinetuneConfig(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every,
+                                sample_every=sample_every, val_fraction=val_fraction, seed=seed)
+
+
+def _finetune_run(run, model: str, as_json: bool, quiet: bool) -> None:
+    """Train an opened run, report how it ended; exit 130 after Ctrl-C (checkpoint saved)."""
+    if not quiet and not as_json:
+        click.echo(f"{run.report.summary()} (report: {run.folder.path / 'data' / 'report.json'})", err=True)
+        click.echo(f"{'Resuming' if run.resumed else 'Fine-tuning'} the {model} at step {run.step}, "
+                   f"to step {run.target_step}", err=True)
+    result = run.run(progress=None if not quiet else False)
+    if as_json:
+        _print_json({"output_dir": str(run.folder.path), "checkpoint": str(run.checkpoint), "step": result.step,
+                     "steps_done": result.steps_done, "interrupted": result.interrupted, "loss": result.loss,
+                     "val_loss": result.val_loss, "seconds": round(result.seconds, 3),
+                     "kept": len(run.report.kept), "dropped": len(run.report.dropped),
+                     "samples": [str(p) for p in result.samples]})
+    elif not quiet:
+        val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+        loss = f": loss {result.loss:.4f}{val}" if result.loss is not None else ""
+        click.echo(f"{'Interrupted at' if result.interrupted else 'Reached'} step {result.step}{loss}; "
+                   f"saved {run.checkpoint}" + (" (run the same command to resume)" if result.interrupted else ""),
+                   err=True)
+    if result.interrupted:
+        sys.exit(130)
+
+
+@finetune.command("synthesizer")
+@finetune_options
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps of the run [default: 2000].")
+@click.option("--vocoder", metavar="PATH", help="vocoder.pt for the samples (default: Griffin-Lim).")
+@json_option
+@device_option
+@common_options
+def finetune_synthesizer(data, output_dir, start, batch_size, lr, save_every, sample_every, val_fraction, seed,
+                         resume, overwrite, steps, vocoder, as_json, device, quiet, verbose):
+    """Fine-tune a synthesizer on DATA (RTVC's training step); the result loads with
+    `sv2tts clone --synthesizer OUT/synthesizer.pt`.
+
+    \b
+    Example:
+      sv2tts finetune synthesizer my_clips/ -o my_voice/ --steps 2000
+      sv2tts clone my_voice/voice.npy "Hello." --synthesizer my_voice/synthesizer.pt -o hello.wav
+    """
+    _setup_logging(quiet, verbose)
+    import sv2tts
+
+    config = _finetune_config(steps, batch_size, lr, save_every, sample_every, val_fraction, seed)
+    voc = sv2tts.Vocoder.load(vocoder, device=device) if vocoder is not None else None
+    run = sv2tts.train.SynthesizerFinetune.open(data, output_dir, start=start, config=config, device=device,
+                                                vocoder=voc, overwrite=overwrite, resume=resume or None,
+                                                progress=None if not quiet else False)
+    _finetune_run(run, "synthesizer", as_json, quiet)
+
+
+@finetune.command("vocoder")
+@finetune_options
+@click.option("--synthesizer", required=True, type=click.Path(path_type=Path),
+              help="The fine-tuned synthesizer.pt whose ground-truth-aligned mels the vocoder learns from.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps of the run [default: 5000].")
+@json_option
+@device_option
+@common_options
+def finetune_vocoder(data, output_dir, start, batch_size, lr, save_every, sample_every, val_fraction, seed,
+                     resume, overwrite, synthesizer, steps, as_json, device, quiet, verbose):
+    """Fine-tune a vocoder on DATA with a fine-tuned synthesizer's ground-truth-aligned mels.
+
+    \b
+    Example:
+      sv2tts finetune vocoder my_clips/ --synthesizer my_voice/synthesizer.pt -o my_vocoder/
+      sv2tts clone my_voice/voice.npy "Hello." --synthesizer my_voice/synthesizer.pt \\
+          --vocoder my_vocoder/vocoder.pt -o hello.wav
+    """
+    _setup_logging(quiet, verbose)
+    import sv2tts
+
+    config = _finetune_config(steps, batch_size, lr, save_every, sample_every, val_fraction, seed)
+    run = sv2tts.train.VocoderFinetune.open(data, output_dir, synthesizer=synthesizer, start=start, config=config,
+                                            device=device, overwrite=overwrite, resume=resume or None,
+                                            progress=None if not quiet else False)
+    _finetune_run(run, "vocoder", as_json, quiet)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)

@@ -103,3 +103,39 @@ class EncoderTrainConfig:
     def with_(self, **changes) -> "EncoderTrainConfig":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+SAMPLE_TEXT = "This is my voice, learned from a few minutes of speech."  # the samples' fixed sentence
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A fine-tuning run (`sv2tts finetune`). None means: the value recorded by the run being
+    resumed, else the model's default (synthesizer: 2000 steps, the batch size and lr of the
+    RTVC schedule stage the start checkpoint is in; vocoder: 5000 steps, RTVC's batch 100 and
+    lr 1e-4 unless the checkpoint stores one). Steps count from the start checkpoint's step."""
+
+    steps: int | None = None  # steps of this run, from the start checkpoint
+    batch_size: int | None = None
+    lr: float | None = None
+    save_every: int = 100  # steps between checkpoints (RTVC #832: 100 when fine-tuning)
+    sample_every: int = 500  # steps between validation, alignment plot and sample wav
+    val_fraction: float = 0.05  # share of the utterances held out for the validation loss
+    seed: int | None = None  # data order, dropout masks, crops (None: recorded, else 0)
+    sample_text: str = SAMPLE_TEXT
+
+    def __post_init__(self) -> None:
+        from ..core.errors import InputError
+
+        for name in ("steps", "batch_size", "save_every", "sample_every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{name}: expected an int >= 1, got {value!r}")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise InputError(f"lr: expected a value in (0, 1), got {self.lr!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise InputError(f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}")
+
+    def with_(self, **changes) -> "FinetuneConfig":
+        """A copy with some fields changed."""
+        return replace(self, **changes)

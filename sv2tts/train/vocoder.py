@@ -104,3 +104,15 @@ def save_vocoder(path: str | os.PathLike, model: WaveRNN, optimizer: torch.optim
 def backup_name(step: int) -> str:
     """RTVC's vocoder backup name at ``step``: checkpoint_<step // 1000>k_steps.pt."""
     return f"checkpoint_{step // 1000}k_steps.pt"
+
+
+@torch.no_grad()
+def evaluate(model: WaveRNN, batch: VocoderBatch) -> float:
+    """Validation loss of a batch: the RAW cross-entropy in eval mode (running BatchNorm
+    statistics); the model (its ``step`` included) is not changed."""
+    was_training = model.training
+    model.eval()
+    try:
+        return float(vocoder_loss(model(batch.x, batch.mels), batch.y))
+    finally:
+        model.train(was_training)
