@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${SV2TTS_VENV:-.venv}"
-bash scripts/install.sh "$venv" test,codecs,serve
+bash scripts/install.sh "$venv" test,codecs,serve,ray
 if [ "${CI:-}" = "true" ]; then  # CI must test the C engine, not silently fall back
     "$venv/bin/python" -c "import sv2tts._native"
 fi

@@ -41,6 +41,10 @@ _EXPORTS = {
     "directory_items": "sv2tts.batch",
     "read_manifest": "sv2tts.batch",
     "run_batch": "sv2tts.batch",
+    # batches on a Ray cluster (the ray extra)
+    "run_batch_ray": "sv2tts.cluster.driver",
+    "CloneWorkers": "sv2tts.cluster.driver",
+    "CloneBatches": "sv2tts.cluster.dataset",
     "download_model": "sv2tts.models",
     "list_models": "sv2tts.models",
     "model_cache_dir": "sv2tts.models",
@@ -62,6 +66,8 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .batch import directory_items, read_manifest, run_batch
     from .clone_queue import CloneQueue
+    from .cluster.dataset import CloneBatches
+    from .cluster.driver import CloneWorkers, run_batch_ray
     from .core.audio import (check_output_path, load_audio, resample, to_base64, to_wav_bytes, write_audio,
                              write_bytes_atomic)
     from .core.dsp import SAMPLE_RATE

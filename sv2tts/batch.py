@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .core.audio import check_output_path, write_audio
 from .core.dsp import SAMPLE_RATE
@@ -107,7 +111,7 @@ def read_manifest(path: Path) -> list[Item]:
 
 def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int | None = None,
               max_frames: int = 2000, precision: str = "float32", progress: bool | None = None,
-              on_failure=None, group: int = GROUP) -> dict:
+              on_failure: Callable[[Item, str], None] | None = None, group: int = GROUP) -> dict:
     """Clone every item; a failing item is recorded and the batch goes on.
 
     Items are cloned ``group`` at a time with ``Pipeline.clone_many`` (their vocoding shared:
@@ -117,64 +121,121 @@ def run_batch(pipeline, items: list[Item], *, overwrite: bool = False, seed: int
     Ctrl-C or a full disk the report is still returned, the items not finished marked
     "interrupted", ``report["interrupted"]`` True and ``report["stopped"]`` saying why.
     """
-    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
-        raise InputError(f"group={group!r}: expected an int >= 1")
-    check_items(items)
-    start = time.perf_counter()
-    results: dict[int, dict] = {}
-    stopped = None  # why the batch stopped early (Ctrl-C, a full disk)
-    bar = progress_bar(progress, len(items), "cloning", unit="item")
+    check_group(group)
+    run = BatchRun(items, overwrite=overwrite, progress=progress, on_failure=on_failure)
 
-    def record(i: int, status: str, **extra) -> None:
-        results[i] = _entry(items[i], status, **extra)
-        if status == "failed" and on_failure is not None:
-            on_failure(items[i], extra["error"])
-        if bar is not None:
-            bar.update(1)
-
-    try:
-        pending = []
-        for i, item in enumerate(items):
-            if item.output.exists() and not overwrite:
-                record(i, "skipped")
-            else:
-                pending.append(i)
+    def clone(pending: list[int]) -> None:
         for first in range(0, len(pending), group):
-            todo = []
-            for i in pending[first:first + group]:
-                try:
-                    check_output_path(items[i].output)
-                    todo.append(i)
-                except Sv2ttsError as e:
-                    record(i, "failed", error=str(e))
-            wavs = _clone_group(pipeline, [items[i] for i in todo], seed, precision, max_frames)
-            for i, wav in zip(todo, wavs):
-                if isinstance(wav, Sv2ttsError):
-                    record(i, "failed", error=str(wav.__cause__ or wav))  # the report names the item
-                    continue
-                if isinstance(wav, BaseException):
-                    record(i, "failed", error=f"{type(wav).__name__}: {wav}")
-                    continue
-                try:
-                    write_audio(items[i].output, wav)
-                    record(i, "done", seconds=round(len(wav) / SAMPLE_RATE, 3))
-                except OSError as e:
-                    if e.errno == errno.ENOSPC:
-                        record(i, "failed", error=f"{items[i].output}: disk full")
-                        stopped = "the disk is full"
-                        break
-                    record(i, "failed", error=f"{items[i].output}: {e.strerror or e}")
-            if stopped:
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    finally:
-        if bar is not None:
-            bar.close()
-    ordered = [results.get(i) or _entry(item, "interrupted") for i, item in enumerate(items)]
-    counts = {s: sum(r["status"] == s for r in ordered) for s in ("done", "skipped", "failed", "interrupted")}
-    return {"counts": counts, "interrupted": stopped is not None, "stopped": stopped,
-            "seconds": round(time.perf_counter() - start, 3), "items": ordered}
+            todo = [i for i in pending[first:first + group] if run.check_output(i)]
+            jobs = [(items[i].reference, items[i].text, seed) for i in todo]
+            for i, wav in zip(todo, clone_jobs(pipeline, jobs, precision=precision, max_frames=max_frames)):
+                if not isinstance(wav, np.ndarray):
+                    run.fail(i, error_message(wav))
+                elif not run.save(i, functools.partial(write_audio, items[i].output, wav), audio_seconds(wav)):
+                    return
+
+    return run.execute(clone)
+
+
+class BatchRun:
+    """The bookkeeping of one batch, wherever its items are cloned (here or on a cluster):
+    which items to run, each item's result, the progress bar, the stop reason and the report.
+
+    Checks the items first (``check_items``); ``report()`` closes the progress bar.
+    ``on_failure(item, message)`` is called for each failed item, ``on_item(item, entry)``
+    for each item recorded (done, skipped or failed).
+    """
+
+    def __init__(self, items: list[Item], *, overwrite: bool = False, progress: bool | None = None,
+                 on_failure: Callable[[Item, str], None] | None = None,
+                 on_item: Callable[[Item, dict], None] | None = None) -> None:
+        check_items(items)
+        self.items = items
+        self.overwrite = overwrite
+        self.stopped: str | None = None  # why the batch stopped early (Ctrl-C, a full disk)
+        self._results: dict[int, dict] = {}
+        self._on_failure = on_failure
+        self._on_item = on_item
+        self._start = time.perf_counter()
+        self._bar = progress_bar(progress, len(items), "cloning", unit="item")
+
+    def pending(self) -> list[int]:
+        """Indices of the items to clone; those whose output exists are recorded as skipped
+        (unless ``overwrite``)."""
+        todo = []
+        for i, item in enumerate(self.items):
+            if item.output.exists() and not self.overwrite:
+                self.record(i, "skipped")
+            else:
+                todo.append(i)
+        return todo
+
+    def execute(self, clone: Callable[[list[int]], None]) -> dict:
+        """Skip what exists, ``clone(pending)`` (unless nothing is pending: no models are loaded,
+        no cluster is reached), and return the report; Ctrl-C stops the run and still gives it."""
+        try:
+            pending = self.pending()
+            if pending:
+                clone(pending)
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+        return self.report()
+
+    def record(self, i: int, status: str, **extra) -> None:
+        """Item ``i``'s result: "done" (with ``seconds``), "skipped" or "failed" (with ``error``)."""
+        self._results[i] = entry = _entry(self.items[i], status, **extra)
+        if status == "failed" and self._on_failure is not None:
+            self._on_failure(self.items[i], extra["error"])
+        if self._on_item is not None:
+            self._on_item(self.items[i], entry)
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def fail(self, i: int, message: str) -> None:
+        self.record(i, "failed", error=message)
+
+    def check_output(self, i: int) -> bool:
+        """False (and item ``i`` failed) when its output cannot be written (``check_output_path``)."""
+        try:
+            check_output_path(self.items[i].output)
+            return True
+        except Sv2ttsError as e:
+            self.fail(i, str(e))
+            return False
+
+    def save(self, i: int, write: Callable[[], object], seconds: float) -> bool:
+        """Run ``write`` (which writes item ``i``'s output) and record the item: done, or failed
+        with the OSError's reason. False when the batch must stop (the disk is full)."""
+        output = self.items[i].output
+        try:
+            write()
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                self.fail(i, f"{output}: disk full")
+                self.stop("the disk is full")
+                return False
+            self.fail(i, f"{output}: {e.strerror or e}")
+            return True
+        self.record(i, "done", seconds=seconds)
+        return True
+
+    def stop(self, reason: str) -> None:
+        """Stop early (the items not recorded are reported "interrupted")."""
+        self.stopped = reason
+
+    def done(self, i: int) -> bool:
+        """Whether item ``i`` has a result."""
+        return i in self._results
+
+    def report(self) -> dict:
+        """The JSON-able report (counts, stop reason, seconds, one entry per item in order)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        ordered = [self._results.get(i) or _entry(item, "interrupted") for i, item in enumerate(self.items)]
+        counts = {s: sum(r["status"] == s for r in ordered) for s in ("done", "skipped", "failed", "interrupted")}
+        return {"counts": counts, "interrupted": self.stopped is not None, "stopped": self.stopped,
+                "seconds": round(time.perf_counter() - self._start, 3), "items": ordered}
 
 
 def _entry(item: Item, status: str, **extra) -> dict:
@@ -182,16 +243,36 @@ def _entry(item: Item, status: str, **extra) -> dict:
     return {"reference": str(item.reference), "output": str(item.output), "status": status, **extra}
 
 
-def _clone_group(pipeline, items: list[Item], seed, precision, max_frames) -> list:
-    """Audio or the exception of each item: ``clone_many`` for the group; should the group fail
-    as a whole (a RuntimeError, memory), each item alone, so only the culprit fails."""
-    jobs = [(item.reference, item.text, seed) for item in items]
+def check_group(group) -> int:
+    """``group`` when it is an int >= 1, else InputError."""
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise InputError(f"group={group!r}: expected an int >= 1")
+    return group
+
+
+def audio_seconds(wav: np.ndarray) -> float:
+    """The duration the report gives for an item's audio."""
+    return round(len(wav) / SAMPLE_RATE, 3)
+
+
+def error_message(error: BaseException) -> str:
+    """An item's error as the report gives it: a library error's own message (unprefixed: the
+    report names the item), anything else with its type."""
+    if isinstance(error, Sv2ttsError):
+        return str(error.__cause__ or error)
+    return f"{type(error).__name__}: {error}"
+
+
+def clone_jobs(pipeline, jobs: list[tuple], *, precision: str | None, max_frames: int) -> list:
+    """Audio or the exception of each ``(reference, text, seed)`` job: ``clone_many`` for all;
+    should they fail as a whole (a RuntimeError, memory), each job alone, so only the culprit
+    fails."""
     try:
         return pipeline.clone_many(jobs, precision=precision, max_frames=max_frames, progress=False)
     except (Sv2ttsError, OSError, ValueError, RuntimeError, MemoryError) as e:
-        if len(items) == 1:
+        if len(jobs) == 1:
             return [e]
-    return [r for item in items for r in _clone_group(pipeline, [item], seed, precision, max_frames)]
+    return [r for job in jobs for r in clone_jobs(pipeline, [job], precision=precision, max_frames=max_frames)]
 
 
 def check_items(items: list[Item]) -> None:
