@@ -5,6 +5,7 @@ A user mistake (Sv2ttsError) prints one line ``Error: ...`` and exits with code 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -232,6 +233,20 @@ def _read_text(text: str | None, text_file) -> str:
     return text
 
 
+def ray_options(f):
+    """--ray [ADDRESS], --workers, --cpus-per-worker, --shared-path/--no-shared-path (batch)."""
+    f = click.option("--shared-path/--no-shared-path", "shared_path", default=None,
+                     help="(--ray) References and outputs are on a filesystem every node sees (workers read and "
+                     "write them) / are not (the driver ships bytes); default: detected.")(f)
+    f = click.option("--cpus-per-worker", type=click.IntRange(min=1), default=None,
+                     help="(--ray) CPUs (torch threads) of each worker; default 1.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="(--ray) Workers, each loading the models once; default: as many as the cluster holds.")(f)
+    return click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                        metavar="[ADDRESS]", help="Run on a Ray cluster: alone (after SOURCE), a Ray started "
+                        "here for the run; or auto, ray://HOST:10001, HOST:6379.")(f)
+
+
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--text", help="(directory mode) The text every reference clip speaks.")
@@ -241,12 +256,13 @@ def _read_text(text: str | None, text_file) -> str:
 @click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
 @click.option("--group", type=click.IntRange(min=1), default=8, show_default=True,
               help="Items vocoded together (faster; each item's audio is the same as alone).")
+@ray_options
 @json_option
 @model_options
 @device_option
 @common_options
-def batch(source, text, text_file, output_dir, overwrite, group, as_json, seed, max_frames, max_text_chars, precision,
-          encoder, synthesizer, vocoder, device, quiet, verbose):
+def batch(source, text, text_file, output_dir, overwrite, group, ray_address, workers, cpus_per_worker, shared_path,
+          as_json, seed, max_frames, max_text_chars, precision, encoder, synthesizer, vocoder, device, quiet, verbose):
     """Clone many items with the models loaded once.
 
     SOURCE is either a directory of reference clips (with --text or --text-file, and -o), or a CSV / JSONL
@@ -255,12 +271,20 @@ def batch(source, text, text_file, output_dir, overwrite, group, as_json, seed, 
     reported and the batch goes on; the exit code is 1 when any item failed.
 
     \b
+    With --ray the same batch runs on a Ray cluster (pip install "sv2tts[ray]"): the same
+    outputs, audio, skips and summary.
+
+    \b
     Examples:
       sv2tts batch refs/ --text "Welcome to the show." -o out/
       sv2tts batch jobs.csv --json
+      sv2tts batch jobs.csv --ray auto --workers 8 --cpus-per-worker 2
     """
     _setup_logging(quiet, verbose)
     import sv2tts
+
+    if ray_address is None and (workers, cpus_per_worker, shared_path) != (None, None, None):
+        raise sv2tts.InputError("--workers, --cpus-per-worker and --shared-path go with --ray")
 
     if source.is_dir():
         if (text is None and text_file is None) or output_dir is None:
@@ -270,11 +294,19 @@ def batch(source, text, text_file, output_dir, overwrite, group, as_json, seed, 
         if text is not None or text_file is not None or output_dir is not None:
             raise click.UsageError("--text, --text-file and -o are for a directory SOURCE; a manifest has its own")
         items = sv2tts.read_manifest(source)
-    pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
-                           max_text_chars=max_text_chars)
-    report = sv2tts.run_batch(pipe, items, overwrite=overwrite, seed=seed, precision=precision, max_frames=max_frames,
-                              group=group, progress=None if not quiet else False,
-                           on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
+    options = dict(overwrite=overwrite, seed=seed, precision=precision, max_frames=max_frames, group=group,
+                   progress=None if not quiet else False,
+                   on_failure=lambda item, msg: click.echo(f"failed: {_naming(msg, item.reference)}", err=True))
+    if ray_address is None:
+        pipe = sv2tts.Pipeline(encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
+                               max_text_chars=max_text_chars)
+        report = sv2tts.run_batch(pipe, items, **options)
+    else:
+        with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notices to stdout: keep it for the report
+            report = sv2tts.run_batch_ray(items, address=ray_address, workers=workers,
+                                          cpus_per_worker=cpus_per_worker or 1, shared_path=shared_path,
+                                          encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
+                                          max_text_chars=max_text_chars, **options)
     if as_json:
         _print_json(report)
     elif not quiet:
@@ -282,7 +314,7 @@ def batch(source, text, text_file, output_dir, overwrite, group, as_json, seed, 
         click.echo(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed"
                    + (f", {c['interrupted']} not run ({report['stopped']})" if report["interrupted"] else "")
                    + f" ({report['seconds']:.1f} s)", err=True)
-    sys.exit(130 if report["stopped"] == "interrupted" else 1 if report["counts"]["failed"] else 0)
+    sys.exit(130 if report["stopped"] == "interrupted" else 1 if report["counts"]["failed"] or report["stopped"] else 0)
 
 
 def _naming(message: str, reference) -> str:
