@@ -86,7 +86,8 @@ def model_options(f):
     f = click.option("--encoder", "encoder", metavar="PATH",
                      help="encoder.pt (RTVC format); default: the built-in weights.")(f)
     f = click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
-                     show_default=True, help="Vocoder arithmetic; reduced precision is faster.")(f)
+                     show_default=True, help="Arithmetic of the synthesizer's decoder and the vocoder; "
+                                                    "reduced precision is faster (float32: RTVC's numbers).")(f)
     f = click.option("--seed", type=int, default=None, help="Seed for reproducible output.")(f)
     f = click.option("--max-frames", type=click.IntRange(min=1), default=2000, show_default=True,
                      help="Cap on mel frames per sentence (12.5 ms each).")(f)
@@ -508,7 +509,8 @@ def finetune_vocoder(data, output_dir, start, batch_size, lr, save_every, sample
 @click.option("--synthesizer", metavar="PATH", help="synthesizer.pt; default: the cached model.")
 @click.option("--vocoder", metavar="PATH|griffinlim", help="vocoder.pt; default: the cached model.")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
-              show_default=True, help="Vocoder arithmetic; int8 is the fastest on a CPU.")
+              show_default=True, help="Arithmetic of the synthesizer's decoder and the vocoder; int8 is the "
+                                      "fastest on a CPU.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20, show_default=True,
               help="Largest request body; more is refused with 413 while it arrives.")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=4096, show_default=True,

@@ -7,11 +7,12 @@ keys so that a file of another model fails with a clear message.
 
 Converted copies: RTVC's synthesizer.pt is 370 MB, two thirds of it optimizer state. With
 ``convert=True`` the first load of a file writes its ``model_state`` alone (bit-identical
-tensors) to ``<cache>/converted/<source sha256>.pt``; later loads map that file into memory
-(``mmap``) instead. A record beside it holds the source's path, size, times, inode and sha256:
+tensors, with the source's sha256) to ``<cache>/converted/<source sha256>.pt``; later loads map
+that file into memory (``mmap``) instead. A record beside it holds the source's path, size, times, inode and sha256:
 the copy is used while the source's size, mtime, ctime and inode are unchanged (writing a
 file's bytes always changes its ctime, which no program can set back), or, when they
-changed, only if the source still hashes to the recorded sha256; otherwise it is converted
+changed, only if the source still hashes to the recorded sha256, and only if the copy names
+that sha256 too; otherwise (or when the copy is truncated or unreadable) it is converted
 again. The cache is best effort: when it cannot be written the source is read as before.
 """
 from __future__ import annotations
@@ -108,9 +109,13 @@ def _read_converted(source: Path, record_path: Path) -> StateDict | None:
                     sha256_file(source).hexdigest() != record["sha256"]:
                 return None
             _write_json(record_path, {**record, "identity": identity})  # same bytes (copied, touched)
-        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        log.debug("%s: converted copy not used (%s)", source, e)
+        saved = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+        state = saved["model_state"]
+        if saved.get("source_sha256") != record["sha256"]:
+            raise ValueError("it was converted from another file")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as e:
+        log.info("%s: converted copy not used (%s)", source, e)
         return None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         return None
@@ -131,7 +136,8 @@ def _write_converted(source: Path, record_path: Path, state: StateDict, identity
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{weights.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save({k: v.clone() for k, v in state.items()}, f)
+                torch.save({"format": _FORMAT, "source_sha256": digest,
+                            "model_state": {k: v.clone() for k, v in state.items()}}, f)
             os.replace(tmp, weights)
         finally:
             Path(tmp).unlink(missing_ok=True)

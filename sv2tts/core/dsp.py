@@ -5,20 +5,51 @@ Defaults are RTVC's (16 kHz, pre-emphasis 0.97, -30 dBFS, webrtcvad mode 3 on 30
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation
-from scipy.signal import lfilter
 
 SAMPLE_RATE = 16000  # Hz, every stage of SV2TTS
 
 
 def pre_emphasis(x: np.ndarray, k: float = 0.97) -> np.ndarray:
-    """y[n] = x[n] - k x[n-1] (float64, zero initial state)."""
-    return lfilter([1.0, -k], [1.0], np.asarray(x, dtype=np.float64))
+    """y[n] = x[n] - k x[n-1] (float64, zero initial state); x: (n,)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = x.copy()
+    y[1:] -= k * x[:-1]
+    return y
 
 
 def de_emphasis(x: np.ndarray, k: float = 0.97) -> np.ndarray:
-    """y[n] = x[n] + k y[n-1] (float64, zero initial state), the inverse of ``pre_emphasis``."""
-    return lfilter([1.0], [1.0, -k], np.asarray(x, dtype=np.float64))
+    """y[n] = x[n] + k y[n-1] (float64, zero initial state), the inverse of ``pre_emphasis``; x: (n,).
+
+    Computed per block of 256 samples: each block's zero-state response is one product with the
+    (256, 256) matrix of k^(i - j), then the previous block's last output enters as k^(i + 1) y.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    size = max(1, min(_IIR_BLOCK, n))
+    blocks = np.zeros(-(-n // size) * size)
+    blocks[:n] = x
+    blocks = blocks.reshape(-1, size)
+    powers = k ** np.arange(size + 1, dtype=np.float64)
+    lags = np.subtract.outer(np.arange(size), np.arange(size))
+    y = blocks @ np.where(lags >= 0, powers[np.maximum(lags, 0)], 0.0).T  # zero-state responses
+    last = y[:, -1].copy()
+    for i in range(1, len(last)):  # each block's true last output
+        last[i] += powers[size] * last[i - 1]
+    y[1:] += last[:-1, None] * powers[1:]
+    return y.reshape(-1)[:n]
+
+
+_IIR_BLOCK = 256
+
+
+def dilate(mask: np.ndarray, width: int) -> np.ndarray:
+    """Binary dilation of a (n,) bool mask by ``width`` ones (scipy.ndimage.binary_dilation with
+    np.ones(width)): out[i] = any(mask[i - (width - 1 - width // 2) : i + width // 2 + 1])."""
+    after, before = width // 2, width - 1 - width // 2
+    counts = np.cumsum(np.concatenate([[0], np.asarray(mask, dtype=np.int64), np.zeros(after, np.int64)]))
+    hi = np.arange(len(mask)) + after + 1
+    lo = np.maximum(np.arange(len(mask)) - before, 0)
+    return counts[hi] > counts[lo]
 
 
 def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0) -> np.ndarray:
@@ -59,7 +90,7 @@ def voiced_mask(wav: np.ndarray, *, sample_rate: int = SAMPLE_RATE, window_ms: i
     sums = np.cumsum(np.concatenate([[0.0], padded]))
     average = (sums[width:] - sums[:-width]) / width
     mask = np.round(average).astype(bool)  # half-to-even: 4/8 -> False
-    return binary_dilation(mask, np.ones(max_silence_windows + 1))
+    return dilate(mask, max_silence_windows + 1)
 
 
 def trim_long_silences(wav: np.ndarray, *, sample_rate: int = SAMPLE_RATE, window_ms: int = 30,

@@ -2,9 +2,10 @@
 
 Pure numpy: ``MelConfig`` (RTVC's synthesizer hparams for audio), mel and linear spectrograms,
 ``validate_mel`` for any mel crossing a public boundary, and Griffin-Lim inversion. Internally
-float64 as in RTVC (scipy lfilter, complex128 STFT); public results are float32. Mels are
-mel-major (80, T) on RTVC's symmetric scale [-4, 4]. librosa is called with keyword arguments
-only and an explicit pad_mode (works on 0.10+).
+float64 as in RTVC (complex128 STFT); public results are float32. Mels are mel-major (80, T)
+on RTVC's symmetric scale [-4, 4]. The STFT and the mel filterbank are librosa's, computed here
+(equal to librosa's to float rounding; importing librosa costs ~1.5 s); librosa's istft is
+used for Griffin-Lim.
 """
 from __future__ import annotations
 
@@ -78,15 +79,71 @@ def validate_mel(mel, cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def mel_basis(cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
-    """Slaney mel filterbank (num_mels, n_fft // 2 + 1) float32, read-only (cached)."""
-    import librosa
+def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                fmax: float | None = None) -> np.ndarray:
+    """Slaney-style mel filterbank (n_mels, n_fft // 2 + 1) float32, read-only (cached):
+    librosa.filters.mel with htk=False and norm="slaney" (triangles on the Slaney mel scale,
+    each of unit area in Hz)."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))  # Hz
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising, falling = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    weights = (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
 
-    basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.num_mels,
-                                fmin=cfg.fmin, fmax=cfg.fmax, htk=False, norm="slaney")
-    basis = np.asarray(basis, dtype=np.float32)
-    basis.setflags(write=False)
-    return basis
+
+_MEL_HZ_STEP = 200.0 / 3  # Slaney scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz):
+    hz = np.asarray(hz, dtype=np.float64)
+    log_part = 1000.0 / _MEL_HZ_STEP + np.log(np.maximum(hz, 1000.0) / 1000.0) / _MEL_LOG_STEP
+    return np.where(hz >= 1000.0, log_part, hz / _MEL_HZ_STEP)
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    knee = 1000.0 / _MEL_HZ_STEP
+    return np.where(mel >= knee, 1000.0 * np.exp(_MEL_LOG_STEP * (mel - knee)), mel * _MEL_HZ_STEP)
+
+
+def stft(y: np.ndarray, n_fft: int, hop: int, win_length: int | None = None, center: bool = True) -> np.ndarray:
+    """Short-time Fourier transform (n_fft // 2 + 1, frames): librosa.stft with a periodic Hann
+    window of ``win_length`` samples (default n_fft) centred in n_fft and, with ``center``,
+    n_fft // 2 zeros padded at each end.
+
+    Computed in float64 (the window is float64, as librosa's); complex64 for float32 input,
+    complex128 for float64. frames = 1 + (len + (n_fft if center else 0) - n_fft) // hop.
+    """
+    y = np.asarray(y)
+    if center:
+        y = np.pad(y, n_fft // 2)
+    if len(y) < n_fft:
+        raise InputError(f"audio of {len(y)} samples is shorter than one {n_fft}-sample frame")
+    win_length = n_fft if win_length is None else win_length
+    window = np.zeros(n_fft)
+    offset = (n_fft - win_length) // 2
+    window[offset:offset + win_length] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]  # (frames, n_fft), a view
+    out_type = np.complex64 if y.dtype == np.float32 else np.complex128
+    spec = np.empty((n_fft // 2 + 1, len(frames)), dtype=out_type)
+    for start in range(0, len(frames), _STFT_BLOCK):  # bounded float64 temporaries
+        block = frames[start:start + _STFT_BLOCK]
+        spec[:, start:start + len(block)] = np.fft.rfft(block * window, axis=1).T
+    return spec
+
+
+_STFT_BLOCK = 1024  # frames transformed at a time
+
+
+def mel_basis(cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
+    """Slaney mel filterbank (num_mels, n_fft // 2 + 1) float32 of ``cfg``, read-only (cached)."""
+    return mel_filters(cfg.sample_rate, cfg.n_fft, cfg.num_mels, cfg.fmin, cfg.fmax)
 
 
 @lru_cache(maxsize=8)
@@ -97,10 +154,7 @@ def _inv_mel_basis(cfg: MelConfig = DEFAULT_MEL) -> np.ndarray:
 
 
 def _stft(y: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    import librosa
-
-    return librosa.stft(y=y, n_fft=cfg.n_fft, hop_length=cfg.hop_size, win_length=cfg.win_size,
-                        window="hann", center=True, pad_mode="constant")
+    return stft(y, cfg.n_fft, cfg.hop_size, cfg.win_size)
 
 
 def _istft(spec: np.ndarray, cfg: MelConfig) -> np.ndarray:

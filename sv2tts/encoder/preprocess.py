@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from ..core import dsp
+from ..core.spectrogram import mel_filters, stft
 from .config import EncoderConfig
 
 DEFAULT = EncoderConfig()
@@ -24,17 +26,16 @@ def trim_long_silences(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.n
 def mel_frames(wav: np.ndarray, config: EncoderConfig = DEFAULT) -> np.ndarray:
     """40-band power mel spectrogram, time-major: (1 + n // 160, 40) float32.
 
-    librosa melspectrogram with n_fft 400, hop 160, Hann, center=True with zero padding,
+    librosa's melspectrogram with n_fft 400, hop 160, Hann, center=True with zero padding,
     power 2, Slaney mel scale and norm; no log.
     """
-    import librosa
+    return _mel(np.asarray(wav, dtype=np.float32), config, center=True)
 
-    mel = librosa.feature.melspectrogram(
-        y=np.asarray(wav, dtype=np.float32), sr=config.sample_rate, n_fft=config.n_fft,
-        hop_length=config.hop_length, n_mels=config.n_mels, center=True, pad_mode="constant",
-        power=2.0, htk=False, norm="slaney",
-    )
-    return mel.astype(np.float32).T
+
+def _mel(wav: np.ndarray, config: EncoderConfig, center: bool) -> np.ndarray:
+    """(frames, n_mels) float32 power mel of float32 ``wav`` (see mel_frames)."""
+    power = np.abs(stft(wav, config.n_fft, config.hop_length, center=center)) ** 2  # (bins, frames) float32
+    return (mel_filters(config.sample_rate, config.n_fft, config.n_mels) @ power).T
 
 
 def partial_slices(
@@ -70,16 +71,10 @@ def mel_frames_range(wav: np.ndarray, start: int, stop: int,
     Frames past the end of the wav see zeros, as the zero-padded partials of RTVC do.
     Returns (stop - start, 40) float32, equal to mel_frames(zero-padded wav)[start:stop].
     """
-    import librosa
-
     hop, half = config.hop_length, config.n_fft // 2
     lo, hi = start * hop - half, (stop - 1) * hop + half  # samples seen by these frames
     segment = np.zeros(hi - lo, dtype=np.float32)
     a, b = max(lo, 0), min(hi, len(wav))
     if b > a:
         segment[a - lo:b - lo] = wav[a:b]
-    mel = librosa.feature.melspectrogram(
-        y=segment, sr=config.sample_rate, n_fft=config.n_fft, hop_length=hop,
-        n_mels=config.n_mels, center=False, power=2.0, htk=False, norm="slaney",
-    )
-    return mel.astype(np.float32).T
+    return _mel(segment, config, center=False)

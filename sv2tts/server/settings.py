@@ -18,7 +18,7 @@ class ServeSettings:
     encoder: str | None = None  # checkpoint paths; None: the defaults, as for `sv2tts clone`
     synthesizer: str | None = None
     vocoder: str | None = None
-    precision: str | None = None  # the vocoder's: float32, bfloat16, int8; None: the vocoder's own
+    precision: str | None = None  # synthesizer and vocoder: float32, bfloat16, int8; None: the models' own
     device: str = "cpu"
     max_upload_mb: float = 20.0  # one request's body
     max_text_chars: int = 4096  # one request's text (OpenAI's `input` limit)

@@ -54,7 +54,8 @@ def test_first_load_converts_and_later_loads_map_the_copy(tmp_path, home, reads)
     again = load_state_dict(src, "test", convert=True)
     assert reads == [src]  # not read again
     _assert_identical(again, expected)
-    assert torch.load(weights, weights_only=True).keys() == expected.keys()
+    saved = torch.load(weights, weights_only=True)
+    assert saved["model_state"].keys() == expected.keys() and saved["source_sha256"] == info["sha256"]
     assert load_state_dict(src, "test").keys() == expected.keys()  # convert=False reads the source
     assert reads == [src, src]
 
@@ -101,6 +102,20 @@ def test_a_damaged_copy_or_record_is_replaced(tmp_path, home, reads):
     assert len(reads) == 3
     _assert_identical(load_state_dict(src, "test", convert=True), expected)
     assert len(reads) == 3
+
+
+def test_a_copy_made_from_another_file_is_not_loaded(tmp_path, home, reads):
+    """Another checkpoint's converted copy put in place of this one's is refused and replaced."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    expected_a = _write_checkpoint(a, 0)
+    _write_checkpoint(b, 1)
+    load_state_dict(a, "test", convert=True)
+    load_state_dict(b, "test", convert=True)
+    record_a = json.loads(next(r for r in home.glob("*.json") if json.loads(r.read_text())["source"] == str(a.resolve())).read_text())
+    record_b = json.loads(next(r for r in home.glob("*.json") if json.loads(r.read_text())["source"] == str(b.resolve())).read_text())
+    (home / record_a["weights"]).write_bytes((home / record_b["weights"]).read_bytes())
+    _assert_identical(load_state_dict(a, "test", convert=True), expected_a)
+    assert reads == [a, b, a]
 
 
 def test_an_unwritable_cache_only_costs_the_conversion(tmp_path, monkeypatch, reads):
