@@ -237,8 +237,8 @@ def _read_text(text: str | None, text_file) -> str:
 def ray_options(f):
     """--ray [ADDRESS], --workers, --cpus-per-worker, --shared-path/--no-shared-path (batch)."""
     f = click.option("--shared-path/--no-shared-path", "shared_path", default=None,
-                     help="(--ray) References and outputs are on a filesystem every node sees (workers read and "
-                     "write them) / are not (the driver ships bytes); default: detected.")(f)
+                     help="(--ray) The references are on a filesystem every node sees (workers read them there) "
+                     "/ are not (the driver ships their bytes); default: detected.")(f)
     f = click.option("--cpus-per-worker", type=click.IntRange(min=1), default=None,
                      help="(--ray) CPUs (torch threads) of each worker; default 1.")(f)
     f = click.option("--workers", type=click.IntRange(min=1), default=None,

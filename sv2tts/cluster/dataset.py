@@ -63,7 +63,7 @@ class CloneBatches:
             outcomes += self._worker.clone(chunk, {j.reference: refs[j.reference] for j in chunk},
                                            **self._options).outcomes
         out = {k: np.asarray(v) for k, v in batch.items()}
-        out["audio"] = np.array([o.audio or b"" for o in outcomes], dtype=object)
+        out["audio"] = np.array([o.audio for o in outcomes], dtype=object)
         out["seconds"] = np.array([o.seconds for o in outcomes], dtype=np.float64)
         out["error"] = np.array([o.error or "" for o in outcomes], dtype=object)
         return out

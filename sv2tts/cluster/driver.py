@@ -4,9 +4,10 @@ Everything a user sees is the local batch's (``sv2tts.batch``: the same item che
 report, progress bar, Ctrl-C and full-disk stops): only where ``clone_many`` runs changes.
 Each worker (:class:`~sv2tts.cluster.worker.CloneWorker`) loads the models once and gets
 ``PREFETCH`` groups at a time, so the next group is there when one ends. The driver reads
-each reference once and ships its bytes, and writes each output from the encoded audio a
-worker returns (atomically), unless every worker sees the driver's files (a shared
-filesystem, detected or stated), when workers read references and write outputs by path.
+each reference once and ships its bytes (unless every worker sees the driver's files, a
+shared filesystem detected or stated: then workers read them by path), and writes each
+output from the encoded audio a worker returns, atomically: the driver is the only writer,
+so the report says exactly what is on disk.
 A worker whose process dies is restarted by Ray; the items it held are retried one by one
 (so an item that kills its worker costs only itself) up to ``max_retries`` times, then failed.
 """
@@ -24,7 +25,7 @@ from ..core.audio import write_bytes_atomic
 from ..core.errors import InputError
 from ..pipeline import GRIFFIN_LIM, MAX_TEXT_CHARS
 from .connection import check_address, connect, import_ray, worker_slots
-from .references import References, remove, shared_probes
+from .references import References, shared_probes
 from .worker import CloneWorker, GroupResult, Job, Outcome
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ def run_batch_ray(items: list[Item], *, address: str | None = None, workers: int
     address: None or "local" (a Ray started on this machine for the run), "auto",
     "ray://HOST:PORT" or "HOST:PORT"; a process already connected to Ray uses its connection.
     workers: actors of ``cpus_per_worker`` CPUs each (default: as many as the cluster holds).
-    shared_path: True when references and outputs are on a filesystem every node sees
-    (workers read and write them), False to ship bytes, None to detect it.
+    shared_path: True when the references are on a filesystem every node sees (workers read
+    them there), False to ship their bytes, None to detect it.
     Ray is started (and the models loaded) only when some item is to be cloned.
     """
     check_group(group)
@@ -153,20 +154,17 @@ class CloneWorkers:
         """Clone the ``pending`` items of ``run`` (recording each in it)."""
         if shared_path is None:
             shared_path = self.shares_files([run.items[i] for i in pending])
-        log.info("references and outputs %s", "on a shared path: workers read and write them" if shared_path
-                 else "shipped: the driver reads references and writes outputs")
+        log.info("references %s", "on a shared path: workers read them there" if shared_path
+                 else "shipped: the driver reads them and sends their bytes")
         references = References([run.items[i].reference for i in pending], shared=shared_path, put=self._ray.put)
         _Schedule(self, run, references, seed=seed, max_frames=max_frames, precision=precision,
                   max_retries=max_retries).run([pending[k:k + group] for k in range(0, len(pending), group)])
 
     def shares_files(self, items: list[Item]) -> bool:
-        """Whether every worker sees these items' reference and output folders as the driver
-        does (a filesystem shared by every node, or a cluster on this machine)."""
-        probes, markers = shared_probes([i.reference for i in items], [i.output for i in items])
-        try:
-            return bool(probes) and all(self._ray.get([a.sees.remote(probes) for a in self.actors]))
-        finally:
-            remove(markers)
+        """Whether every worker sees these items' references as the driver does (a filesystem
+        shared by every node, or a cluster on this machine)."""
+        probes = shared_probes([i.reference for i in items])
+        return bool(probes) and all(self._ray.get([a.sees.remote(probes) for a in self.actors]))
 
     def close(self) -> None:
         """End the workers (their in-flight work stops)."""
@@ -187,7 +185,7 @@ class _Schedule:
     def __init__(self, pool: CloneWorkers, run: BatchRun, references: References, *, seed, max_frames, precision,
                  max_retries: int) -> None:
         self.ray, self.pool, self.batch, self.references = pool._ray, pool, run, references
-        self.options = {"precision": precision, "max_frames": max_frames, "write": references.shared}
+        self.options = {"precision": precision, "max_frames": max_frames}
         self.seed, self.max_retries = seed, max_retries
         self.queue: collections.deque[list[int]] = collections.deque()
         self.in_flight: dict[object, tuple[int, list[int]]] = {}  # result ref -> (worker, items)
@@ -241,7 +239,7 @@ class _Schedule:
                 continue
             ref = self.references.get(item.reference)
             refs[ref.key] = ref
-            jobs.append(Job(i, ref.key, item.text, self.seed, os.path.abspath(item.output)))
+            jobs.append(Job(i, ref.key, item.text, self.seed, item.output.name))
         return jobs, refs
 
     def _probe(self) -> None:
@@ -284,14 +282,12 @@ class _Schedule:
                 self._record(outcome)
 
     def _record(self, o: Outcome) -> None:
-        i, output = o.index, self.batch.items[o.index].output
         if o.error is not None:
-            self.batch.fail(i, o.error)
-        elif o.audio is not None:
-            self.batch.save(i, functools.partial(write_bytes_atomic, output, o.audio), o.seconds)
-        else:  # the worker wrote it (a shared filesystem)
-            self.batch.save(i, functools.partial(_raise, o.write_error), o.seconds)
-        self._finished(i)
+            self.batch.fail(o.index, o.error)
+        else:
+            self.batch.save(o.index, functools.partial(write_bytes_atomic, self.batch.items[o.index].output, o.audio),
+                            o.seconds)
+        self._finished(o.index)
 
     def _lost(self, worker: int, indices: list[int], error: Exception) -> None:
         """A worker died with these items: each retried alone, or failed past ``max_retries``."""
@@ -310,11 +306,6 @@ class _Schedule:
 
     def _finished(self, i: int) -> None:
         self.references.release(self.batch.items[i].reference)
-
-
-def _raise(error: OSError | None) -> None:
-    if error is not None:
-        raise error
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,12 +1,10 @@
-"""The driver's side of the files: references shipped to workers, and whether the workers
-see the driver's files (a filesystem shared by every node) so they need not be shipped."""
+"""The driver's side of the references: read once and shipped to workers, unless the workers
+see the driver's files (a filesystem shared by every node) and read them there."""
 from __future__ import annotations
 
 import collections
 import hashlib
-import logging
 import os
-import uuid
 from pathlib import Path
 
 from ..core.audio import check_input_file
@@ -14,9 +12,7 @@ from ..core.errors import AudioError, Sv2ttsError
 from ..voices import is_voice_file, load_voice
 from .worker import Reference
 
-log = logging.getLogger(__name__)
-
-MAX_PROBED_FOLDERS = 64  # folders of references, and of outputs, probed for a shared filesystem
+MAX_PROBED_FOLDERS = 64  # folders of references probed for a shared filesystem
 
 
 class References:
@@ -68,13 +64,12 @@ class References:
         return Reference(key=key, name=name, data=self._put(data))
 
 
-def shared_probes(references: list[Path], outputs: list[Path]) -> tuple[list[tuple[str, int, int]], list[Path]]:
-    """What a worker must see for the driver's files to be on a filesystem it shares:
-    ``(path, size, mtime_ns)`` of one reference per folder, and of a marker file written in
-    each output folder (folders created as ``check_output_path`` would). Returns the probes
-    and the markers (the caller deletes them); no probes when a marker cannot be written."""
-    probes, markers = [], []
-    for folder, files in list(_by_folder(references).items())[:MAX_PROBED_FOLDERS]:
+def shared_probes(references: list[Path]) -> list[tuple[str, int, int]]:
+    """What a worker must see for the references to be on a filesystem it shares with the
+    driver: ``(absolute path, size, mtime_ns)`` of one reference in each folder (the first that
+    exists). Empty when no reference exists."""
+    probes = []
+    for files in list(_by_folder(references).values())[:MAX_PROBED_FOLDERS]:
         for f in files:
             try:
                 st = os.stat(f)
@@ -82,27 +77,7 @@ def shared_probes(references: list[Path], outputs: list[Path]) -> tuple[list[tup
                 continue
             probes.append((os.path.abspath(f), st.st_size, st.st_mtime_ns))
             break
-    token = uuid.uuid4().hex
-    for folder in list(_by_folder(outputs))[:MAX_PROBED_FOLDERS]:
-        marker = folder / f".sv2tts-shared-{token}"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            marker.write_text(token)
-            markers.append(marker)
-            st = marker.stat()
-        except OSError:
-            remove(markers)
-            return [], []
-        probes.append((os.path.abspath(marker), st.st_size, st.st_mtime_ns))
-    return probes, markers
-
-
-def remove(paths: list[Path]) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except OSError as e:
-            log.warning("%s: cannot remove this probe file (%s)", p, e.strerror or e)
+    return probes
 
 
 def _by_folder(paths: list[Path]) -> dict[Path, list[Path]]:

@@ -5,10 +5,9 @@ bytes (read by the driver: no shared filesystem needed), or its path on a filesy
 node sees, or a saved voice the driver already read. Each reference is embedded once per
 worker (a voice cache keyed by content), then the group goes through ``clone_many`` exactly as
 the local batch sends it, so each item gets the same audio as there. Each item comes back as
-an :class:`Outcome`: its encoded audio (WAV or FLAC bytes, what ``write_audio`` writes), or
-with a shared filesystem the output already written, or its error message as the local
-batch's report gives it. Nothing here imports Ray except to fetch a reference's bytes from
-Ray's object store.
+an :class:`Outcome`: its encoded audio (WAV or FLAC bytes, what ``write_audio`` writes, for
+the driver to write), or its error message as the local batch's report gives it. Nothing
+here imports Ray except to fetch a reference's bytes from Ray's object store.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..batch import audio_seconds, clone_jobs, error_message
-from ..core.audio import to_wav_bytes, write_bytes_atomic
+from ..core.audio import to_wav_bytes
 from ..core.errors import InputError, Sv2ttsError
 from ..pipeline import MAX_TEXT_CHARS, Pipeline
 
@@ -55,7 +54,7 @@ class Reference:
 @dataclass(frozen=True)
 class Job:
     """One item of a group: its index in the batch, its reference's key, text, seed, and its
-    output path (its suffix gives the format; written there only on a shared filesystem)."""
+    output's name (its suffix gives the format)."""
 
     index: int
     reference: str
@@ -66,15 +65,12 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One item's result: ``error`` (a message), or ``audio`` (encoded bytes; None when the
-    worker wrote ``output`` itself) and its ``seconds``; ``write_error``: the OSError of a
-    worker's own write."""
+    """One item's result: ``error`` (a message), or ``audio`` (encoded bytes) and its ``seconds``."""
 
     index: int
     error: str | None = None
-    audio: bytes | None = None
+    audio: bytes = b""
     seconds: float = 0.0
-    write_error: OSError | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +139,8 @@ class CloneWorker:
         return True
 
     def clone(self, jobs: list[Job], references: dict[str, Reference], *, precision: str | None = None,
-              max_frames: int = 2000, write: bool = False) -> GroupResult:
-        """Clone a group: each job's audio, encoded for its output (``write``: written to it)."""
+              max_frames: int = 2000) -> GroupResult:
+        """Clone a group: each job's audio, encoded for its output."""
         if self.error is not None:
             raise InputError(self.error)
         self._records.records = []
@@ -157,25 +153,16 @@ class CloneWorker:
             wavs = [e] * len(jobs)
         finally:
             self._known.voices = {}
-        outcomes = [self._outcome(job, wav, write) for job, wav in zip(jobs, wavs)]
+        outcomes = [self._outcome(job, wav) for job, wav in zip(jobs, wavs)]
         return GroupResult(outcomes, self._records.records)
 
-    def _outcome(self, job: Job, wav, write: bool) -> Outcome:
+    def _outcome(self, job: Job, wav) -> Outcome:
         if not isinstance(wav, np.ndarray):
             return Outcome(job.index, error=error_message(wav))
         try:
-            data = encode(wav, job.output)
+            return Outcome(job.index, audio=encode(wav, job.output), seconds=audio_seconds(wav))
         except Sv2ttsError as e:
             return Outcome(job.index, error=error_message(e))
-        if not write:
-            return Outcome(job.index, audio=data, seconds=audio_seconds(wav))
-        try:
-            write_bytes_atomic(Path(job.output), data)
-        except Sv2ttsError as e:
-            return Outcome(job.index, error=error_message(e))
-        except OSError as e:
-            return Outcome(job.index, seconds=audio_seconds(wav), write_error=OSError(e.errno, e.strerror))
-        return Outcome(job.index, seconds=audio_seconds(wav))
 
     def _voice(self, ref: Reference) -> np.ndarray | Exception:
         """The embedding of ``ref`` (or its error), computed once per content."""
