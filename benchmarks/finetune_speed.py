@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from sv2tts.train import synthesizer as S
 from sv2tts.train.data import SynthesizerItem, collate_synthesizer
+from synthesizer_speed import rtvc_tacotron
 
 STAGE = (2, 1e-3, 20_000, 12)  # RTVC's first stage: r 2
 
@@ -65,20 +65,9 @@ def sv2tts_step(device: torch.device, batch):
 
 def rtvc_step(src: str, device: torch.device, batch, state: dict):
     """RTVC's Tacotron and its train.py step (losses, clip 1.0, Adam) on the same batch."""
-    sys.path.insert(0, src)
-    from synthesizer.hparams import hparams
-    from synthesizer.models.tacotron import Tacotron as RtvcTacotron
-    from synthesizer.text.symbols import symbols
+    model = rtvc_tacotron(src, state).to(device)
+    from synthesizer.hparams import hparams  # RTVC's: rtvc_tacotron put src on sys.path
 
-    model = RtvcTacotron(embed_dims=hparams.tts_embed_dims, num_chars=len(symbols),
-                         encoder_dims=hparams.tts_encoder_dims, decoder_dims=hparams.tts_decoder_dims,
-                         n_mels=hparams.num_mels, fft_bins=hparams.num_mels,
-                         postnet_dims=hparams.tts_postnet_dims, encoder_K=hparams.tts_encoder_K,
-                         lstm_dims=hparams.tts_lstm_dims, postnet_K=hparams.tts_postnet_K,
-                         num_highways=hparams.tts_num_highways, dropout=hparams.tts_dropout,
-                         stop_threshold=hparams.tts_stop_threshold,
-                         speaker_embedding_size=hparams.speaker_embedding_size).to(device)
-    model.load_state_dict(state)
     model.r = STAGE[0]
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=STAGE[1])

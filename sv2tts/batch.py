@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import errno
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import numpy as np
 from .core.audio import check_output_path, write_audio
 from .core.dsp import SAMPLE_RATE
 from .core.errors import InputError, Sv2ttsError
+from .core.manifests import jsonl_rows
 from .core.runtime import progress_bar
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,7 @@ def read_manifest(path: Path) -> list[Item]:
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: manifest is not UTF-8 text (byte {e.start})") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(content.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}: line {n} is not a JSON object")
-            rows.append((n, row))
+        rows = jsonl_rows(content, path)
     else:
         reader = csv.DictReader(content.splitlines())
         fields = reader.fieldnames or []

@@ -31,6 +31,26 @@ def _private_model_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def one_torch_thread():
+    """A context manager: torch on one thread inside it, the thread count restored after (the
+    train and vocoder tests' packages run in it)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def one_thread():
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    return one_thread
+
+
+@pytest.fixture(scope="session")
 def golden() -> Path:
     """Path of the golden folder; a failure under CI=true when it is missing, else a skip."""
     path = _golden_dir()

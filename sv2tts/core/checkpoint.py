@@ -207,6 +207,16 @@ def check_shapes(
             )
 
 
+def check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                path: str | os.PathLike, model_name: str) -> None:
+    """`check_keys` (BatchNorm ``num_batches_tracked`` counters may be absent), `check_shapes`
+    and `check_finite` of ``state`` against ``expected``, the model's own state_dict."""
+    optional = [k for k in expected if k.endswith("num_batches_tracked")]
+    check_keys(state, expected, path, model_name, optional=optional)
+    check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, model_name)
+    check_finite(state, path, model_name)
+
+
 def check_finite(state: Mapping[str, torch.Tensor], path: str | os.PathLike, model_name: str) -> None:
     """Raise CheckpointError when a floating-point tensor holds NaN or inf (it would make every
     output NaN)."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
+from ..core.checkpoint import check_state, load_state_dict
 from ..core.errors import CheckpointError, InputError, TextError
 from ..core.dsp import SAMPLE_RATE
 from ..core.runtime import check_precision, make_generator, resolve_device
@@ -72,36 +72,9 @@ class Synthesizer:
         Raises CheckpointError for a missing, truncated, unsafe or other model's file.
         """
         device = resolve_device(device)
-        state = load_state_dict(path, MODEL_NAME, convert=True)
-        try:
-            cfg = SynthesizerConfig.from_state_dict(state)
-        except (KeyError, IndexError, ValueError, RuntimeError):
-            cfg = SynthesizerConfig()  # check_keys below names what is missing
-        if not _sane(cfg):
-            cfg = SynthesizerConfig()
-        model = Tacotron(cfg)  # on the CPU: 0.15 s of random init, replaced below (building it on the
-        # meta device instead costs a one-time 1 s import of torch's reference ops on first use)
-        expected = model.state_dict()
-        optional = [k for k in expected if k.endswith("num_batches_tracked")]
-        check_keys(state, expected, path, MODEL_NAME, optional=optional)
-        check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
-        check_finite(state, path, MODEL_NAME)
-        if cfg.num_chars < len(SYMBOLS):
-            raise CheckpointError(f"{path}: {MODEL_NAME} has {cfg.num_chars} symbol embeddings; RTVC's text "
-                                  f"front end needs {len(SYMBOLS)}")
-        if not 1 <= cfg.r <= cfg.max_r:
-            raise CheckpointError(f"{path}: {MODEL_NAME} reduction factor decoder.r = {cfg.r} "
-                                  f"is outside 1..{cfg.max_r}")
-        tensors = {}
-        for key, ref in expected.items():
-            tensor = state.get(key)
-            if tensor is None:  # an optional BatchNorm counter
-                tensor = torch.zeros((), dtype=ref.dtype)
-            tensors[key] = tensor.to(device=device, dtype=ref.dtype).contiguous()
-        model.load_state_dict(tensors, strict=True, assign=True)
-        model.eval()
+        model = tacotron_from_state(load_state_dict(path, MODEL_NAME, convert=True), path, device)
         logger.info("loaded %s %s (step %d, r=%d, %.2fM parameters) on %s", MODEL_NAME, path,
-                    int(tensors["step"].reshape(-1)[0]), cfg.r,
+                    int(model.step.reshape(-1)[0]), model.r,
                     sum(p.numel() for p in model.parameters()) / 1e6, device)
         return cls(model, path, precision)
 
@@ -234,6 +207,38 @@ def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name}: expected an int >= 1, got {value!r}")
     return int(value)
+
+
+def tacotron_from_state(state: Mapping[str, torch.Tensor], path: str | os.PathLike,
+                        device: torch.device = torch.device("cpu")) -> Tacotron:
+    """A Tacotron (eval mode, on ``device``) holding ``state``, the model_state of the RTVC
+    synthesizer.pt ``path``; its sizes and r are read off the tensors (`Synthesizer.load`,
+    sv2tts.train). CheckpointError naming ``path`` for missing or unexpected keys, wrong shapes,
+    NaN or inf, too few symbol embeddings, or decoder.r outside 1..max_r."""
+    try:
+        cfg = SynthesizerConfig.from_state_dict(state)
+    except (KeyError, IndexError, ValueError, RuntimeError):
+        cfg = SynthesizerConfig()  # check_state below names what is missing
+    if not _sane(cfg):
+        cfg = SynthesizerConfig()
+    model = Tacotron(cfg)  # on the CPU: 0.15 s of random init, replaced below (building it on the
+    # meta device instead costs a one-time 1 s import of torch's reference ops on first use)
+    expected = model.state_dict()
+    check_state(state, expected, path, MODEL_NAME)
+    if cfg.num_chars < len(SYMBOLS):
+        raise CheckpointError(f"{path}: {MODEL_NAME} has {cfg.num_chars} symbol embeddings; RTVC's text "
+                              f"front end needs {len(SYMBOLS)}")
+    if not 1 <= cfg.r <= cfg.max_r:
+        raise CheckpointError(f"{path}: {MODEL_NAME} reduction factor decoder.r = {cfg.r} "
+                              f"is outside 1..{cfg.max_r}")
+    tensors = {}
+    for key, ref in expected.items():
+        tensor = state.get(key)
+        if tensor is None:  # an optional BatchNorm counter
+            tensor = torch.zeros((), dtype=ref.dtype)
+        tensors[key] = tensor.to(device=device, dtype=ref.dtype).contiguous()
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval()
 
 
 def _sane(cfg: SynthesizerConfig) -> bool:

@@ -27,15 +27,14 @@ from ..core.audio import write_audio
 from ..core.runtime import check_seed, derive_seed, make_generator, resolve_device
 from ..voices import save_voice
 from . import synthesizer as S
-from .checkpoint import save_checkpoint
 from .config import FinetuneConfig, SynthesizerTrainConfig
 from .data import SynthesizerDataset, collate_synthesizer
 from .files import write_atomic
-from .loop import LoopResult, run_loop
+from .loop import FinetuneRun, RunTrainer
 from .plots import alignment_png
 from .preprocess import PreprocessReport
-from .run_folder import MetricsLog, RunRecord
-from .session import DATA_DIR, epoch_batch, open_run, prepare, split_validation
+from .run_folder import RunRecord
+from .session import DATA_DIR, begin_run, epoch_batch, open_run, prepare
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,10 @@ DEFAULT_STEPS = 2000
 MODEL = "synthesizer"
 
 
-class SynthesizerFinetune:
+class SynthesizerFinetune(FinetuneRun):
     """A synthesizer fine-tuning run, opened (data prepared, model loaded) and ready to `run`."""
+
+    _desc = "fine-tuning synthesizer"
 
     def __init__(self, run_start, report: PreprocessReport, model, optimizer, record: RunRecord,
                  train_rows, val_rows, device: torch.device, vocoder) -> None:
@@ -94,18 +95,9 @@ class SynthesizerFinetune:
         }
         S.apply_stage(model, optimizer, (settings["r"], settings["lr"], settings["target_step"],
                                          settings["batch_size"]))
-        recorded = run_start.record.val_names if run_start.record is not None else None
-        train_rows, val_rows = split_validation(report.kept, config.val_fraction, seed, recorded)
-        record = RunRecord(MODEL, str(run_start.start), run_start.start_sha256, start_step, settings,
-                           tuple(r.name for r in val_rows))
-        folder = run_start.folder
-        metrics = MetricsLog(folder.metrics_path)
-        if run_start.resuming:
-            metrics.truncate_after(step)
-        else:
-            folder.clear()
-        folder.write_record(record)
-        log.info("%s: %s from %s at step %d, to step %d (r %d, lr %g, batch %d)", folder.path,
+        record, train_rows, val_rows = begin_run(run_start, report.kept, config.val_fraction, seed, start_step,
+                                                 step, settings)
+        log.info("%s: %s from %s at step %d, to step %d (r %d, lr %g, batch %d)", run_start.folder.path,
                  "resuming" if run_start.resuming else "fine-tuning", run_start.start, step,
                  settings["target_step"], settings["r"], settings["lr"], settings["batch_size"])
         if vocoder is None:
@@ -115,34 +107,12 @@ class SynthesizerFinetune:
         return cls(run_start, report, model, optimizer, record, train_rows, val_rows, dev, vocoder)
 
     # ---------------------------------------------------------------------- training
-    @property
-    def step(self) -> int:
-        """The model's training step."""
-        return S.model_step(self.model)
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.folder.checkpoint
-
-    def run(self, progress: bool | None = None) -> LoopResult:
-        """Train to the target step (Ctrl-C: save, then stop; ``interrupted`` tells)."""
-        s = self.record.settings
-        return run_loop(_Trainer(self), self.target_step, save_every=int(s["save_every"]),
-                        sample_every=int(s["sample_every"]), metrics=MetricsLog(self.folder.metrics_path),
-                        progress=progress, desc="fine-tuning synthesizer")
+    def _trainer(self) -> "_Trainer":
+        return _Trainer(self)
 
 
-class _Trainer:
+class _Trainer(RunTrainer):
     """`sv2tts.train.loop.Trainer` over a SynthesizerFinetune."""
-
-    def __init__(self, run: SynthesizerFinetune) -> None:
-        self.run = run
-
-    def step(self) -> int:
-        return self.run.step
-
-    def lr(self) -> float:
-        return float(self.run.optimizer.param_groups[0]["lr"])
 
     def train_step(self, keep_outputs: bool) -> dict[str, float]:
         run = self.run
@@ -168,10 +138,6 @@ class _Trainer:
             batch = collate_synthesizer([run.val_data[i] for i in indices], run.model.r).to(run.device)
             total += S.evaluate(run.model, batch) * len(indices)
         return total / n
-
-    def save(self) -> Path:
-        run = self.run
-        return save_checkpoint(run.checkpoint, run.model, run.optimizer, step=run.step)
 
     def sample(self, step: int) -> list[Path]:
         run = self.run

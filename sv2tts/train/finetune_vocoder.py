@@ -26,14 +26,13 @@ from ..core.audio import write_audio
 from ..core.runtime import check_seed, derive_seed, resolve_device
 from . import synthesizer as S
 from . import vocoder as V
-from .checkpoint import save_checkpoint
 from .config import FinetuneConfig, VocoderTrainConfig
 from .data import VocoderDataset, collate_vocoder
 from .files import write_text
-from .loop import LoopResult, run_loop
+from .loop import FinetuneRun, RunTrainer
 from .preprocess import PreprocessReport
-from .run_folder import MetricsLog, RunRecord, file_sha256
-from .session import DATA_DIR, epoch_batch, open_run, prepare, split_validation
+from .run_folder import RunRecord, file_sha256
+from .session import DATA_DIR, begin_run, epoch_batch, open_run, prepare
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,10 @@ def ensure_gta_mels(data_dir: Path, synthesizer: Path, out_dir: Path, device: to
     return sha
 
 
-class VocoderFinetune:
+class VocoderFinetune(FinetuneRun):
     """A vocoder fine-tuning run, opened (data and GTA mels prepared, model loaded), ready to `run`."""
+
+    _desc = "fine-tuning vocoder"
 
     def __init__(self, run_start, report: PreprocessReport, model, optimizer, record: RunRecord,
                  train_rows, val_rows, device: torch.device, cfg: VocoderTrainConfig) -> None:
@@ -106,45 +107,16 @@ class VocoderFinetune:
         }
         for group in optimizer.param_groups:
             group["lr"] = settings["lr"]
-        recorded = run_start.record.val_names if run_start.record is not None else None
-        train_rows, val_rows = split_validation(report.kept, config.val_fraction, seed, recorded)
-        record = RunRecord(MODEL, str(run_start.start), run_start.start_sha256, start_step, settings,
-                           tuple(r.name for r in val_rows))
-        metrics = MetricsLog(folder.metrics_path)
-        if run_start.resuming:
-            metrics.truncate_after(step)
-        else:
-            folder.clear()
-        folder.write_record(record)
+        record, train_rows, val_rows = begin_run(run_start, report.kept, config.val_fraction, seed, start_step,
+                                                 step, settings)
         return cls(run_start, report, model, optimizer, record, train_rows, val_rows, dev, train_config)
 
-    @property
-    def step(self) -> int:
-        return int(self.model.step.reshape(-1)[0])
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.folder.checkpoint
-
-    def run(self, progress: bool | None = None) -> LoopResult:
-        """Train to the target step (Ctrl-C: save, then stop; ``interrupted`` tells)."""
-        s = self.record.settings
-        return run_loop(_Trainer(self), self.target_step, save_every=int(s["save_every"]),
-                        sample_every=int(s["sample_every"]), metrics=MetricsLog(self.folder.metrics_path),
-                        progress=progress, desc="fine-tuning vocoder")
+    def _trainer(self) -> "_Trainer":
+        return _Trainer(self)
 
 
-class _Trainer:
+class _Trainer(RunTrainer):
     """`sv2tts.train.loop.Trainer` over a VocoderFinetune."""
-
-    def __init__(self, run: VocoderFinetune) -> None:
-        self.run = run
-
-    def step(self) -> int:
-        return self.run.step
-
-    def lr(self) -> float:
-        return float(self.run.optimizer.param_groups[0]["lr"])
 
     def train_step(self, keep_outputs: bool) -> dict[str, float]:
         run = self.run
@@ -165,10 +137,6 @@ class _Trainer:
             items = [run.val_data[i] for i in range(start, min(start + run.batch_size, n))]
             total += V.evaluate(run.model, collate_vocoder(items, rng, run.cfg).to(run.device)) * len(items)
         return total / n
-
-    def save(self) -> Path:
-        run = self.run
-        return save_checkpoint(run.checkpoint, run.model, run.optimizer, step=run.step)
 
     def sample(self, step: int) -> list[Path]:
         from ..vocoder import Vocoder

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.runtime import progress_bar
+from .checkpoint import save_checkpoint
 from .interrupt import stop_on_interrupt
 from .run_folder import MetricsLog
 
@@ -108,3 +109,47 @@ def run_loop(trainer: Trainer, target_step: int, *, save_every: int, sample_ever
         log.warning("interrupted at step %d; checkpoint saved", step)
     return LoopResult(step, step - first, interrupted, checkpoint, loss, val_loss,
                       time.perf_counter() - start_time, tuple(samples))
+
+
+class FinetuneRun:
+    """What `SynthesizerFinetune` and `VocoderFinetune` share once opened: the model's step,
+    the checkpoint and `run`. A subclass sets ``folder``, ``record``, ``model``, ``optimizer``
+    and ``target_step``, names its progress bar (``_desc``) and makes its `Trainer`."""
+
+    _desc = "fine-tuning"
+
+    def _trainer(self) -> Trainer:
+        raise NotImplementedError
+
+    @property
+    def step(self) -> int:
+        """The model's training step (its ``step`` buffer)."""
+        return int(self.model.step.reshape(-1)[0])
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder.checkpoint
+
+    def run(self, progress: bool | None = None) -> LoopResult:
+        """Train to the target step (Ctrl-C: save, then stop; ``interrupted`` tells)."""
+        s = self.record.settings
+        return run_loop(self._trainer(), self.target_step, save_every=int(s["save_every"]),
+                        sample_every=int(s["sample_every"]), metrics=MetricsLog(self.folder.metrics_path),
+                        progress=progress, desc=self._desc)
+
+
+class RunTrainer:
+    """The `Trainer` methods every `FinetuneRun` shares: its step, lr and checkpoint saving."""
+
+    def __init__(self, run: FinetuneRun) -> None:
+        self.run = run
+
+    def step(self) -> int:
+        return self.run.step
+
+    def lr(self) -> float:
+        return float(self.run.optimizer.param_groups[0]["lr"])
+
+    def save(self) -> Path:
+        run = self.run
+        return save_checkpoint(run.checkpoint, run.model, run.optimizer, step=run.step)

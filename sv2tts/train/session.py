@@ -15,7 +15,7 @@ from ..core.runtime import check_seed
 from .data import MetadataRow
 from .preprocess import PreprocessReport
 from .prepare import prepare_data
-from .run_folder import RunFolder, RunRecord, file_sha256
+from .run_folder import MetricsLog, RunFolder, RunRecord, file_sha256
 from .sources import find_utterances
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,24 @@ def split_validation(rows: list[MetadataRow], fraction: float, seed: int,
     if not train:
         raise InputError("every utterance is held out for validation: lower --val-fraction")
     return train, val
+
+
+def begin_run(run_start: RunStart, rows: list[MetadataRow], val_fraction: float, seed: int, start_step: int,
+              step: int, settings: dict) -> tuple[RunRecord, list[MetadataRow], list[MetadataRow]]:
+    """Split ``rows`` (`split_validation`; a resumed run keeps its held-out names), make the
+    folder ready (a resumed run's metrics after ``step`` dropped, a new run's files cleared) and
+    write the run's record. Returns (record, training rows, validation rows)."""
+    folder = run_start.folder
+    recorded = run_start.record.val_names if run_start.record is not None else None
+    train_rows, val_rows = split_validation(rows, val_fraction, seed, recorded)
+    record = RunRecord(folder.model, str(run_start.start), run_start.start_sha256, start_step, settings,
+                       tuple(r.name for r in val_rows))
+    if run_start.resuming:
+        MetricsLog(folder.metrics_path).truncate_after(step)
+    else:
+        folder.clear()
+    folder.write_record(record)
+    return record, train_rows, val_rows
 
 
 def epoch_batch(n_items: int, batch_size: int, seed: int, k: int) -> list[int]:

@@ -16,12 +16,12 @@ line per utterance).
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.manifests import jsonl_rows
 from .preprocess import UtteranceSource, clean_transcript
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
@@ -48,7 +48,7 @@ def find_utterances(data: str | os.PathLike) -> list[UtteranceSource]:
         raise InputError(f"{data}: no such folder or manifest")
     suffix = data.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return _manifest(data, _jsonl_rows(data))
+        return _manifest(data, jsonl_rows(_read_text_file(data), data, "a JSON object with audio and text"))
     if suffix in (".csv", ".tsv", ".txt"):
         first = _read_text_file(data).splitlines()[:1]
         if first and "|" in first[0] and not set(MANIFEST_FIELDS) <= set(first[0].replace(" ", "").split(",")):
@@ -153,21 +153,6 @@ def _csv_rows(path: Path) -> list[tuple[int, dict]]:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (a CSV manifest needs a header "
                          f"row: audio,text)")
     return [(reader.line_num, row) for row in reader]
-
-
-def _jsonl_rows(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    for n, line in enumerate(_read_text_file(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}: line {n} is not a JSON object with audio and text")
-        rows.append((n, row))
-    return rows
 
 
 def _manifest(path: Path, rows: list[tuple[int, dict]]) -> list[UtteranceSource]:

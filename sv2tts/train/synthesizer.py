@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checkpoint import check_finite, check_keys, check_shapes
-from ..core.errors import CheckpointError, InputError
+from ..core.errors import InputError
 from ..core.runtime import make_generator, resolve_device
+from ..synthesizer.api import tacotron_from_state
 from ..synthesizer.config import SynthesizerConfig
 from ..synthesizer.model import HighwayNetwork, Tacotron
-from ..synthesizer.text import SYMBOLS
 from .checkpoint import load_optimizer_state, read_checkpoint, save_checkpoint
 from .config import Stage, SynthesizerTrainConfig
 from .data import SynthesizerBatch, SynthesizerDataset, collate_synthesizer
@@ -66,26 +65,11 @@ def new_tacotron(cfg: SynthesizerConfig | None = None, seed: int | None = None) 
 
 def load_tacotron(path: str | os.PathLike, device: str | torch.device = "cpu"
                   ) -> tuple[Tacotron, dict]:
-    """An RTVC synthesizer.pt as a trainable Tacotron (sizes and r read off the file) and the
-    checkpoint dict (for `load_optimizer_state`). CheckpointError for another model's file."""
+    """An RTVC synthesizer.pt as a trainable Tacotron (sizes and r read off the file, checked as
+    `Synthesizer.load` checks them) and the checkpoint dict (for `load_optimizer_state`; on the
+    CPU the model holds its model_state tensors). CheckpointError for another model's file."""
     ckpt = read_checkpoint(path, MODEL_NAME)
-    state = ckpt["model_state"]
-    try:
-        cfg = SynthesizerConfig.from_state_dict(state)
-    except (KeyError, IndexError, ValueError, RuntimeError):
-        cfg = SynthesizerConfig()  # check_keys names what is missing
-    model = Tacotron(cfg)
-    expected = model.state_dict()
-    optional = [k for k in expected if k.endswith("num_batches_tracked")]
-    check_keys(state, expected, path, MODEL_NAME, optional=optional)
-    check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
-    check_finite(state, path, MODEL_NAME)
-    if cfg.num_chars < len(SYMBOLS):
-        raise CheckpointError(f"{path}: {cfg.num_chars} symbol embeddings; the text front end needs "
-                              f"{len(SYMBOLS)}")
-    full = {k: state.get(k, torch.zeros((), dtype=v.dtype)).to(v.dtype) for k, v in expected.items()}
-    model.load_state_dict(full, strict=True)
-    return model.to(resolve_device(device)), ckpt
+    return tacotron_from_state(ckpt["model_state"], path, resolve_device(device)), ckpt
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3,

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core.checkpoint import check_finite, check_keys, check_shapes
+from ..core.checkpoint import check_state
 from ..core.runtime import resolve_device
 from ..vocoder.config import VocoderConfig
 from ..vocoder.model import WaveRNN
@@ -37,10 +37,7 @@ def load_wavernn(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         cfg = VocoderConfig()
     model = WaveRNN(cfg)
     expected = model.state_dict()
-    optional = [k for k in expected if k.endswith("num_batches_tracked")]
-    check_keys(state, expected, path, MODEL_NAME, optional=optional)
-    check_shapes(state, {k: tuple(v.shape) for k, v in expected.items()}, path, MODEL_NAME)
-    check_finite(state, path, MODEL_NAME)
+    check_state(state, expected, path, MODEL_NAME)
     model.load_state_dict({k: state.get(k, torch.zeros((), dtype=v.dtype)).to(v.dtype)
                            for k, v in expected.items()}, strict=True)
     return model.to(resolve_device(device)), ckpt

@@ -12,15 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="package")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

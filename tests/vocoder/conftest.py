@@ -5,12 +5,9 @@ descheduled OpenMP worker stalls each of them (observed: 20-50x slower). One thr
 the tests' run time stable; the numbers do not depend on it beyond float rounding.
 """
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="package")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    with one_torch_thread():
+        yield
