@@ -36,7 +36,7 @@ _EXPORTS = {
     "to_wav_bytes": "sv2tts.core.audio",
     "to_base64": "sv2tts.core.audio",
     "resample": "sv2tts.core.audio",
-    "write_bytes_atomic": "sv2tts.core.audio",
+    "write_bytes_atomic": "sv2tts.core.files",
     # batches and the model cache
     "directory_items": "sv2tts.batch",
     "read_manifest": "sv2tts.batch",
@@ -68,8 +68,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .clone_queue import CloneQueue
     from .cluster.dataset import CloneBatches
     from .cluster.driver import CloneWorkers, run_batch_ray
-    from .core.audio import (check_output_path, load_audio, resample, to_base64, to_wav_bytes, write_audio,
-                             write_bytes_atomic)
+    from .core.audio import check_output_path, load_audio, resample, to_base64, to_wav_bytes, write_audio
+    from .core.files import write_bytes_atomic
     from .core.dsp import SAMPLE_RATE
     from .core.errors import (AudioError, CheckpointError, DownloadError, InputError,
                               ModelNotFoundError, Sv2ttsError, TextError)

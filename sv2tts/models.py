@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.cache import model_cache_dir, sha256_file
-from .core.errors import DownloadError, ModelNotFoundError
+from .core.errors import DownloadError, InputError, ModelNotFoundError
+from .core.files import write_bytes_atomic
 from .core.runtime import show_progress
 
 log = logging.getLogger(__name__)
@@ -385,14 +386,10 @@ def _read_record(path: Path) -> dict | None:
 
 def _write_record(path: Path, record: dict) -> None:
     target = _record_path(path)
-    tmp = target.with_name(target.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as e:  # the model itself is in place; only "verified" is lost
+        write_bytes_atomic(target, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+    except (OSError, InputError) as e:  # the model itself is in place; only "verified" is lost
         log.warning("%s: cannot write download record (%s)", target, e)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _missing_message(missing: list[ModelFile], causes: list[str], tried: bool) -> str:

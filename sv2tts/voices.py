@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.audio import write_bytes_atomic
+from .core.files import write_bytes_atomic
 from .core.errors import InputError
 
 

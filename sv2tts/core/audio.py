@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import glob
 import io
 import itertools
 import logging
 import math
 import os
 import stat
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ import soundfile as sf
 
 from .dsp import SAMPLE_RATE
 from .errors import AudioError, InputError
+from .files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 READABLE_FORMATS = "WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, AU (libsndfile)"
@@ -299,56 +297,6 @@ def write_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAM
     data = to_wav_bytes(wav, sample_rate, fmt)
     write_bytes_atomic(path, data)
     return path
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
-
-    The file gets the mode a plain ``open(path, "wb")`` would give (0666 less the umask).
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as e:
-        raise InputError(f"{path}: cannot write here ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_STALE_SECONDS = 600  # a temporary this old was left by a killed run (a live write takes seconds)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete ``.<name>.*.part`` files of ours beside ``path`` left by a killed run."""
-    now = time.time()
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        try:
-            if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > _STALE_SECONDS:
-                tmp.unlink()
-                log.info("%s: removed a temporary file left by an interrupted run", tmp)
-        except OSError:
-            pass  # another run removed it first, or no permission: not ours to insist on
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the OS tells (Linux), else set and restored."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def check_output_path(path: str | os.PathLike) -> Path:

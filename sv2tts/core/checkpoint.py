@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,7 +30,8 @@ from pathlib import Path
 import torch
 
 from .cache import model_cache_dir, sha256_file
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
+from .files import write_atomic, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +133,15 @@ def _write_converted(source: Path, record_path: Path, state: StateDict, identity
         folder = record_path.parent
         folder.mkdir(parents=True, exist_ok=True)
         weights = folder / f"{digest}.pt"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{weights.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"format": _FORMAT, "source_sha256": digest,
-                            "model_state": {k: v.clone() for k, v in state.items()}}, f)
-            os.replace(tmp, weights)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(weights, lambda f: torch.save({"format": _FORMAT, "source_sha256": digest,
+                                                    "model_state": {k: v.clone() for k, v in state.items()}}, f))
         old = _old_weights(record_path)
         _write_json(record_path, {"format": _FORMAT, "source": str(source.resolve()), "identity": identity,
                                   "sha256": digest, "weights": weights.name})
         if old is not None and old != weights.name:
             (folder / old).unlink(missing_ok=True)  # the copy of the source's previous bytes
         log.info("%s: model weights converted to %s (loaded memory-mapped from now on)", source, weights)
-    except OSError as e:
+    except (OSError, InputError) as e:
         log.debug("%s: cannot write a converted copy (%s)", source, e)
 
 
@@ -158,13 +152,7 @@ def _old_weights(record_path: Path) -> str | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_bytes_atomic(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def check_keys(

@@ -29,7 +29,7 @@ from ..voices import save_voice
 from . import synthesizer as S
 from .config import FinetuneConfig, SynthesizerTrainConfig
 from .data import SynthesizerDataset, collate_synthesizer
-from .files import write_atomic
+from ..core.files import write_atomic
 from .loop import FinetuneRun, RunTrainer
 from .plots import alignment_png
 from .preprocess import PreprocessReport
