@@ -131,7 +131,6 @@ def _write_converted(source: Path, record_path: Path, state: StateDict, identity
         if _identity(source) != identity:
             return  # the source changed while it was read or hashed
         folder = record_path.parent
-        folder.mkdir(parents=True, exist_ok=True)
         weights = folder / f"{digest}.pt"
         write_atomic(weights, lambda f: torch.save({"format": _FORMAT, "source_sha256": digest,
                                                     "model_state": {k: v.clone() for k, v in state.items()}}, f))

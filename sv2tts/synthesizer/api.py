@@ -49,7 +49,7 @@ class Synthesizer:
         self._model = model.eval()
         self.precision = check_precision(precision)
         self._lock = threading.Lock()
-        self._engines = {"float32": FastTacotron(self._model)}  # precision -> engine, built on first use
+        self._engines: dict[str, FastTacotron] = {}  # precision -> engine, built on first use
         self._path = Path(path) if path is not None else None
 
     def engine(self, precision: str | None = None) -> FastTacotron:
@@ -90,7 +90,7 @@ class Synthesizer:
 
     @property
     def device(self) -> torch.device:
-        return self._engines["float32"].device
+        return self._model.encoder_proj.weight.device
 
     @property
     def model(self) -> Tacotron:

@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core.checkpoint import check_state
 from ..core.runtime import resolve_device
-from ..vocoder.config import VocoderConfig
+from ..vocoder import wavernn_from_state
 from ..vocoder.model import WaveRNN
 from .checkpoint import load_optimizer_state, read_checkpoint, save_checkpoint
 from .config import VocoderTrainConfig
@@ -30,17 +29,7 @@ def load_wavernn(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """An RTVC vocoder.pt as a trainable WaveRNN (sizes read off the file) and the checkpoint
     dict. CheckpointError for another model's file."""
     ckpt = read_checkpoint(path, MODEL_NAME)
-    state = ckpt["model_state"]
-    try:
-        cfg = VocoderConfig.from_state_dict(state)
-    except (KeyError, IndexError, ValueError, RuntimeError):
-        cfg = VocoderConfig()
-    model = WaveRNN(cfg)
-    expected = model.state_dict()
-    check_state(state, expected, path, MODEL_NAME)
-    model.load_state_dict({k: state.get(k, torch.zeros((), dtype=v.dtype)).to(v.dtype)
-                           for k, v in expected.items()}, strict=True)
-    return model.to(resolve_device(device)), ckpt
+    return wavernn_from_state(ckpt["model_state"], path).to(resolve_device(device)), ckpt
 
 
 def make_optimizer(model: WaveRNN, cfg: VocoderTrainConfig = VocoderTrainConfig()) -> torch.optim.Adam:

@@ -66,22 +66,7 @@ class Vocoder:
         Raises CheckpointError for a missing, truncated or foreign (e.g. synthesizer) file.
         """
         device = resolve_device(device)
-        state = load_state_dict(path, _MODEL_NAME, convert=True)
-        expected = WaveRNN().state_dict()
-        check_keys(state, _expected_keys(state, expected), path, _MODEL_NAME,
-                   optional=[k for k in state if k.endswith("num_batches_tracked")])
-        try:
-            cfg = VocoderConfig.from_state_dict(state)
-        except (KeyError, IndexError) as e:
-            raise CheckpointError(f"{path}: not an RTVC vocoder checkpoint (missing {e})") from None
-        _check_config(cfg, path)
-        model = WaveRNN(cfg)
-        check_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, path, _MODEL_NAME)
-        for k, v in state.items():
-            if k not in ("step",) and not k.endswith("num_batches_tracked") and not v.is_floating_point():
-                raise CheckpointError(f"{path}: vocoder tensor {k!r} has dtype {v.dtype}, expected float")
-        check_finite(state, path, _MODEL_NAME)
-        model.load_state_dict(state, strict=False)
+        model = wavernn_from_state(load_state_dict(path, _MODEL_NAME, convert=True), path)
         log.info("loaded vocoder %s (%s parameters) on %s", path,
                  sum(p.numel() for p in model.parameters()), device)
         return cls(model, device, precision)
@@ -206,6 +191,28 @@ def _check_fold_args(target: int, overlap: int) -> tuple[int, int]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= _MAX_FOLD:
             raise InputError(f"{name}={v!r}: expected an int from {low} to {_MAX_FOLD}")
     return int(target), int(overlap)
+
+
+def wavernn_from_state(state: dict[str, torch.Tensor], path: str | os.PathLike) -> WaveRNN:
+    """A WaveRNN (on the CPU) holding ``state``, the model_state of the RTVC vocoder.pt ``path``;
+    its sizes are read off the tensors (`Vocoder.load`, sv2tts.train). CheckpointError naming
+    ``path`` for missing or unexpected keys, impossible sizes, wrong shapes or dtypes, NaN or inf."""
+    expected = WaveRNN().state_dict()
+    check_keys(state, _expected_keys(state, expected), path, _MODEL_NAME,
+               optional=[k for k in state if k.endswith("num_batches_tracked")])
+    try:
+        cfg = VocoderConfig.from_state_dict(state)
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(f"{path}: not an RTVC vocoder checkpoint (missing {e})") from None
+    _check_config(cfg, path)
+    model = WaveRNN(cfg)
+    check_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, path, _MODEL_NAME)
+    for k, v in state.items():
+        if k not in ("step",) and not k.endswith("num_batches_tracked") and not v.is_floating_point():
+            raise CheckpointError(f"{path}: vocoder tensor {k!r} has dtype {v.dtype}, expected float")
+    check_finite(state, path, _MODEL_NAME)
+    model.load_state_dict(state, strict=False)
+    return model
 
 
 def _expected_keys(state, default_state) -> list[str]:
