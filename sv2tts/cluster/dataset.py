@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..batch import GROUP, check_group
+from ..core.audio import OUTPUT_FORMATS
 from ..core.errors import InputError
 from ..pipeline import MAX_TEXT_CHARS
 from .references import References
-from .worker import OUTPUT_FORMATS, CloneWorker, Job, Reference
+from .worker import CloneWorker, Job, Reference
 
 
 class CloneBatches:

@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from ..batch import audio_seconds, clone_jobs, error_message
-from ..core.audio import to_wav_bytes
+from ..core.audio import encode_audio
 from ..core.errors import InputError, Sv2ttsError
 from ..pipeline import MAX_TEXT_CHARS, Pipeline
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}  # as write_audio
 VOICE_CACHE = 4096  # embeddings (1 KB each) a worker keeps
 
 
@@ -160,7 +159,7 @@ class CloneWorker:
         if not isinstance(wav, np.ndarray):
             return Outcome(job.index, error=error_message(wav))
         try:
-            return Outcome(job.index, audio=encode(wav, job.output), seconds=audio_seconds(wav))
+            return Outcome(job.index, audio=encode_audio(job.output, wav), seconds=audio_seconds(wav))
         except Sv2ttsError as e:
             return Outcome(job.index, error=error_message(e))
 
@@ -201,14 +200,6 @@ class CloneWorker:
             return _renamed(self.pipeline.embed, str(path), ref.name)
         finally:
             path.unlink(missing_ok=True)
-
-
-def encode(wav: np.ndarray, output: str) -> bytes:
-    """The bytes ``write_audio(output, wav)`` writes: 16-bit WAV or FLAC, from the suffix."""
-    fmt = OUTPUT_FORMATS.get(Path(output).suffix.lower())
-    if fmt is None:
-        raise InputError(f"{output}: unsupported output format {Path(output).suffix!r} (use .wav or .flac)")
-    return to_wav_bytes(wav, fmt=fmt)
 
 
 def _renamed(embed, path: str, name: str) -> np.ndarray:

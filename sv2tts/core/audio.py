@@ -285,25 +285,33 @@ def to_base64(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
     return base64.b64encode(to_wav_bytes(wav, sample_rate)).decode("ascii")
 
 
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}  # output suffix -> libsndfile format (16-bit PCM)
+
+
 def write_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write ``wav`` to ``path`` atomically (temporary file + rename); format from the suffix.
 
     Supported suffixes: .wav, .flac (16-bit PCM). Creates missing parent folders.
     """
     path = Path(path)
-    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unsupported output format {path.suffix!r} (use .wav or .flac)")
-    data = to_wav_bytes(wav, sample_rate, fmt)
-    write_bytes_atomic(path, data)
+    write_bytes_atomic(path, encode_audio(path, wav, sample_rate))
     return path
+
+
+def encode_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """The bytes ``write_audio(path, wav)`` writes: 16-bit WAV or FLAC, from ``path``'s suffix."""
+    suffix = Path(path).suffix
+    fmt = OUTPUT_FORMATS.get(suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unsupported output format {suffix!r} (use .wav or .flac)")
+    return to_wav_bytes(wav, sample_rate, fmt)
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
     """Fail early (before any heavy work) when ``path`` cannot be written: bad suffix, a
     directory, or a parent that cannot be created or written. Creates missing parents."""
     path = Path(path)
-    if path.suffix.lower() not in (".wav", ".flac"):
+    if path.suffix.lower() not in OUTPUT_FORMATS:
         raise InputError(f"{path}: unsupported output format {path.suffix!r} (use .wav or .flac)")
     if path.is_dir():
         raise InputError(f"{path}: is a directory")
