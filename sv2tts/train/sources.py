@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.manifests import jsonl_rows
-from .preprocess import UtteranceSource, clean_transcript
+from .preprocess import UtteranceSource, clean_transcript, transcript_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 MANIFEST_FIELDS = ("audio", "text")
@@ -92,18 +92,10 @@ def _folder(root: Path) -> list[UtteranceSource]:
                        else p.with_suffix("")) not in stems]
     if orphans:
         raise InputError(f"{root}: transcripts without an audio file of the same name: {list_files(orphans)}")
-    missing = [p for p in audio if _transcript_of(p) is None]
+    missing = [p for p in audio if transcript_path(p) is None]
     if missing:
         raise InputError(f"{root}: audio files without a transcript (<name>.txt): {list_files(missing)}")
-    return _checked([(a, _transcript_of(a), _name(a, root)) for a in audio], root)
-
-
-def _transcript_of(audio: Path) -> Path | None:
-    for suffix in (".txt", ".normalized.txt"):
-        candidate = audio.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
+    return _checked([(a, transcript_path(a), _name(a, root)) for a in audio], root)
 
 
 def _checked(entries: list[tuple[Path, Path | str, str]], where: Path) -> list[UtteranceSource]:
