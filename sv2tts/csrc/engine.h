@@ -1,12 +1,14 @@
 /* sv2tts's C engine: the WaveRNN generation loop, and a small-batch product.
  * Shared types; module.c is the Python side (the extension module sv2tts._native).
  *
- * One call runs a chunk of steps of the loop in sv2tts/vocoder/engines.py with the same math:
- * the sample-independent terms pi, p1, q2, q3, q4 come precomputed (float32, time-major
- * (steps, folds, n)); each step runs GRU 1 (hidden part), GRU 2, fc1-fc3 and inverse-CDF
- * sampling for every fold. One file per weight precision (f32.c, bf16.c, int8.c) defines the
- * matrix-vector kernel and includes loop.h; each is compiled for its own instruction set
- * (function target attributes) and chosen at run time by module.c from the CPU's features.
+ * One call runs a chunk of steps of the loop in sv2tts/vocoder/engines.py with the same math.
+ * Each step reads its fold's input row [mel | a1 | a2 | a3 | a4] (time-major (steps, folds,
+ * mels + 4 aux)) and runs, for every fold: the input layer and GRU 1's input product from
+ * [mel | a1] (through W_ih1 W_I, formed once), GRU 1, GRU 2 on [x1 | a2], fc1 on [x1 + h2 | a3],
+ * fc2 on [y1 | a4], fc3 and inverse-CDF sampling. One file per weight precision (f32.c, bf16.c,
+ * int8.c) defines the matrix-vector kernel and includes loop.h; each is compiled for its own
+ * instruction set (function target attributes) and chosen at run time by module.c from the
+ * CPU's features.
  */
 #ifndef SV2TTS_ENGINE_H
 #define SV2TTS_ENGINE_H
@@ -27,19 +29,23 @@ typedef struct {
 
 typedef struct {
     int32_t r, fc, n_cls;      /* GRU width, fc width, classes */
-    int32_t rp, fcp, ncp;      /* each padded up to a multiple of 16 */
+    int32_t n_in, n_aux;       /* input-layer inputs [mel | a1] (mels + aux), each aux piece */
+    int32_t rp, fcp, ncp;      /* r, fc, n_cls padded up to a multiple of 16 */
+    int32_t inp, ih2p, fc2p;   /* n_in, r + n_aux, fc + n_aux padded (the inputs' widths) */
+    Mat in, p1[3];             /* input layer (r, n_in); W_ih1 W_I (3r, n_in) split per gate */
     Mat hh1[3], ih2[3], hh2[3], fc1, fc2, fc3;  /* GRU matrices split per gate (r, z, n) */
+    const float *b_in, *b_p1;  /* (r), (3r): b_I, W_ih1 b_I + b_ih1 */
     const float *u1;           /* (3r) W_ih1 @ w_x */
     const float *w_x;          /* (r) input-layer column of the fed-back sample */
-    const float *b_hh1, *b_hh2;  /* (3r) */
-    const float *b_fc3;        /* (n_cls) */
+    const float *b_hh1, *b_ih2, *b_hh2;  /* (3r) */
+    const float *b_fc1, *b_fc2, *b_fc3;  /* (fc), (fc), (n_cls) */
     const float *lut;          /* (n_cls) label -> fed-back sample */
 } Net;
 
 typedef struct {
     const Net *net;
     int32_t n_folds, n_steps;
-    const float *pi, *p1, *q2, *q3, *q4;  /* (steps, F, r / 3r / 3r / fc / fc) */
+    const float *rows;         /* (steps, F, n_in + 3 n_aux) input rows [mel | a1 | a2 | a3 | a4] */
     const float *u;            /* (steps, F) uniforms in [0, 1), or NULL with forced */
     const int64_t *forced;     /* (steps, F) labels to feed back instead of sampling, or NULL */
     float *x, *h1, *h2;        /* state in/out: (F), (F, r), (F, r) */
@@ -50,7 +56,7 @@ typedef struct {
 /* Scratch shared by the threads of one call, allocated by module.c. */
 typedef struct {
     const Job *job;
-    float *h1next, *gh2, *y1, *y2, *logits;
+    float *h1next, *pi, *gh2, *y1, *y2, *logits;  /* pi: (F, rp) input layer */
     char *scratch;             /* per-thread scratch, per_thread bytes each, 64-byte aligned */
     size_t per_thread;
 } Shared;

@@ -109,12 +109,10 @@ static TARGET void matvec_gates(const Mat *g, int b, int folds, const Act *a, fl
         matvec(3, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * 48, 48);
 }
 
-/* A dense layer's rows [16 b0, 16 b1) for all folds: out (F, ldo) = W in + add, ReLU if relu.
- * in: (F, ldin) with n_in values per row; add: (F, ld_add), ld_add = 0 for a shared bias. */
-static TARGET void dense(const Mat *w, const float *in, int ldin, int n_in, int kp, int b0, int b1,
-                         int folds, Act *a, const float *add, int ld_add, int relu, int n_out,
-                         float *out, int ldo) {
-    prepare(in, ldin, n_in, kp, folds, a);
+/* A dense layer's rows [16 b0, 16 b1) for all folds from the prepared input a:
+ * out (F, ldo) = W in + add, ReLU if relu; add: (F, ld_add), ld_add = 0 for a shared bias. */
+static TARGET void dense(const Mat *w, int b0, int b1, int folds, const Act *a, const float *add, int ld_add,
+                         int relu, int n_out, float *out, int ldo) {
     matvec_rows(w, b0, b1, folds, a, out, ldo);
     for (int f = 0; f < folds; f++)
         for (int b = b0; b < b1; b++) {
@@ -156,19 +154,31 @@ static inline void split(int n, int tid, int nt, int *lo, int *hi) {
     *hi = (int)((long)n * (tid + 1) / nt);
 }
 
+/* The next `bytes` (rounded up to 64) of a thread's scratch. */
+static inline void *take(char **p, size_t bytes) {
+    void *r = *p;
+    *p += up64(bytes);
+    return r;
+}
+
+/* Activations of F rows of kp values (4 bytes bounds every precision's element). */
+static inline Act act_take(char **p, int F, int kp) {
+    Act a = {take(p, 4 * (size_t)F * kp), take(p, 4 * (size_t)F), take(p, 4 * (size_t)F),
+             take(p, 4 * (size_t)F), 0};
+    return a;
+}
+
 TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
     const Job *jb = sh->job;
     const Net *m = jb->net;
-    const int F = jb->n_folds, r = m->r, fc = m->fc, nc = m->n_cls;
-    const int rp = m->rp, fcp = m->fcp, ncp = m->ncp;
-    const int kmax = rp > fcp ? rp : fcp;
+    const int F = jb->n_folds, r = m->r, fc = m->fc, nc = m->n_cls, ni = m->n_in, na = m->n_aux;
+    const int rp = m->rp, fcp = m->fcp, ncp = m->ncp, ih2p = m->ih2p, fc2p = m->fc2p;
+    const int width = ni + 3 * na;             /* an input row: [mel | a1 | a2 | a3 | a4] */
+    const int vp = ih2p > fc2p ? ih2p : fc2p;  /* the widest layer input */
     char *mine = sh->scratch + tid * sh->per_thread;
-    void *q = mine;
-    float *x1 = (float *)(mine += up64(4 * (size_t)F * kmax)), *v = (float *)(mine += up64(4 * (size_t)F * rp));
-    float *tmp = (float *)(mine += up64(4 * (size_t)F * rp)), *xs = (float *)(mine += up64(4 * (size_t)F * 48));
-    float *xc = (float *)(mine += up64(4 * (size_t)F));
-    int32_t *xsum = (int32_t *)(mine += up64(4 * (size_t)F));
-    Act act = {q, xs, xc, xsum, 0};
+    Act act = act_take(&mine, F, vp), ain = act_take(&mine, F, m->inp);
+    float *x1 = take(&mine, 4 * (size_t)F * ih2p), *v = take(&mine, 4 * (size_t)F * vp);
+    float *tmp = take(&mine, 4 * (size_t)F * 48), *tin = take(&mine, 4 * (size_t)F * 48);
     int ub0, ub1, f0, f1, c0, c1, o0, o1;
     split(rp / 16, tid, T, &ub0, &ub1);   /* hidden-unit blocks */
     split(fcp / 16, tid, T, &c0, &c1);    /* fc row blocks */
@@ -176,28 +186,28 @@ TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
     split(F, tid, T, &f0, &f1);           /* folds (sampling) */
     float *h1 = jb->h1, *h1n = sh->h1next, *h2 = jb->h2, *x = jb->x;
     for (int t = 0; t < jb->n_steps; t++) {
-        const float *pi = jb->pi + (size_t)t * F * r, *p1 = jb->p1 + (size_t)t * F * 3 * r;
-        const float *q2 = jb->q2 + (size_t)t * F * 3 * r, *q3 = jb->q3 + (size_t)t * F * fc;
-        const float *q4 = jb->q4 + (size_t)t * F * fc;
-        /* phase 1: GRU 1 for my hidden units; W_hh2 h2 + b_hh2 for my units */
+        const float *row = jb->rows + (size_t)t * F * width;
+        /* phase 1: input layer and GRU 1 for my hidden units; W_hh2 h2 + b_hh2 for my units */
+        prepare(row, width, ni, m->inp, F, &ain);  /* [mel | a1] */
+        dense(&m->in, ub0, ub1, F, &ain, m->b_in, 0, 0, r, sh->pi, rp);
         prepare(h1, r, r, rp, F, &act);
         for (int b = ub0; b < ub1; b++) {
             const int j = 16 * b;
             const __mmask16 mk = lanes(r - j);
             matvec_gates(m->hh1, b, F, &act, tmp);
+            matvec_gates(m->p1, b, F, &ain, tin);
             for (int f = 0; f < F; f++) {
-                const float *gh = tmp + 48 * f, *gi = p1 + (size_t)f * 3 * r;
+                const float *gh = tmp + 48 * f, *gi = tin + 48 * f;
                 const __m512 xf = _mm512_set1_ps(x[f]);
 #define GATE_IN(g) _mm512_add_ps(_mm512_fmadd_ps(xf, _mm512_maskz_loadu_ps(mk, m->u1 + (g) * r + j), \
-                                                 _mm512_maskz_loadu_ps(mk, gi + (g) * r + j)), \
-                                 _mm512_maskz_loadu_ps(mk, m->b_hh1 + (g) * r + j))
-                __m512 rg = vsigmoid(_mm512_add_ps(GATE_IN(0), _mm512_loadu_ps(gh)));
-                __m512 zg = vsigmoid(_mm512_add_ps(GATE_IN(1), _mm512_loadu_ps(gh + 16)));
-                __m512 gn = _mm512_fmadd_ps(xf, _mm512_maskz_loadu_ps(mk, m->u1 + 2 * r + j),
-                                            _mm512_maskz_loadu_ps(mk, gi + 2 * r + j));
-                __m512 hn = _mm512_add_ps(_mm512_loadu_ps(gh + 32), _mm512_maskz_loadu_ps(mk, m->b_hh1 + 2 * r + j));
-                __m512 n = vtanh(_mm512_fmadd_ps(rg, hn, gn));
+                                                 _mm512_loadu_ps(gi + 16 * (g))), \
+                                 _mm512_maskz_loadu_ps(mk, m->b_p1 + (g) * r + j))
+#define GATE_H(g) _mm512_add_ps(_mm512_loadu_ps(gh + 16 * (g)), _mm512_maskz_loadu_ps(mk, m->b_hh1 + (g) * r + j))
+                __m512 rg = vsigmoid(_mm512_add_ps(GATE_IN(0), GATE_H(0)));
+                __m512 zg = vsigmoid(_mm512_add_ps(GATE_IN(1), GATE_H(1)));
+                __m512 n = vtanh(_mm512_fmadd_ps(rg, GATE_H(2), GATE_IN(2)));
 #undef GATE_IN
+#undef GATE_H
                 __m512 hp = _mm512_maskz_loadu_ps(mk, h1 + (size_t)f * r + j);
                 _mm512_mask_storeu_ps(h1n + (size_t)f * r + j, mk, _mm512_fmadd_ps(zg, _mm512_sub_ps(hp, n), n));
             }
@@ -214,18 +224,20 @@ TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
                                                         _mm512_maskz_loadu_ps(mk, m->b_hh2 + g * r + j)));
         }
         #pragma omp barrier
-        /* phase 2: x1 = I(...) + h1' (every thread, whole); GRU 2 for my hidden units */
-        for (int f = 0; f < F; f++)
-            for (int j = 0; j < r; j++)
-                x1[(size_t)f * rp + j] = pi[(size_t)f * r + j] + x[f] * m->w_x[j] + h1n[(size_t)f * r + j];
-        prepare(x1, rp, r, rp, F, &act);
+        /* phase 2: x1 = I(...) + h1' (every thread, whole); GRU 2 on [x1 | a2] for my hidden units */
+        for (int f = 0; f < F; f++) {
+            float *xr = x1 + (size_t)f * ih2p;
+            for (int j = 0; j < r; j++) xr[j] = sh->pi[(size_t)f * rp + j] + x[f] * m->w_x[j] + h1n[(size_t)f * r + j];
+            memcpy(xr + r, row + (size_t)f * width + ni, sizeof(float) * na);
+        }
+        prepare(x1, ih2p, r + na, ih2p, F, &act);
         for (int b = ub0; b < ub1; b++) {
             const int j = 16 * b;
             const __mmask16 mk = lanes(r - j);
             matvec_gates(m->ih2, b, F, &act, tmp);
             for (int f = 0; f < F; f++) {
-                const float *gi = tmp + 48 * f, *gh = sh->gh2 + (size_t)f * 3 * r, *qq = q2 + (size_t)f * 3 * r;
-#define GATE(g) _mm512_add_ps(_mm512_loadu_ps(gi + 16 * (g)), _mm512_maskz_loadu_ps(mk, qq + (g) * r + j))
+                const float *gi = tmp + 48 * f, *gh = sh->gh2 + (size_t)f * 3 * r;
+#define GATE(g) _mm512_add_ps(_mm512_loadu_ps(gi + 16 * (g)), _mm512_maskz_loadu_ps(mk, m->b_ih2 + (g) * r + j))
                 __m512 rg = vsigmoid(_mm512_add_ps(GATE(0), _mm512_maskz_loadu_ps(mk, gh + j)));
                 __m512 zg = vsigmoid(_mm512_add_ps(GATE(1), _mm512_maskz_loadu_ps(mk, gh + r + j)));
                 __m512 n = vtanh(_mm512_fmadd_ps(rg, _mm512_maskz_loadu_ps(mk, gh + 2 * r + j), GATE(2)));
@@ -235,16 +247,26 @@ TARGET void RUN_NAME(const Shared *sh, int tid, int T) {
             }
         }
         #pragma omp barrier
-        /* phase 3: fc1(x1 + h2') for my rows */
-        for (int f = 0; f < F; f++)
-            for (int j = 0; j < r; j++) v[(size_t)f * rp + j] = x1[(size_t)f * rp + j] + h2[(size_t)f * r + j];
-        dense(&m->fc1, v, rp, r, rp, c0, c1, F, &act, q3, fc, 1, fc, sh->y1, fcp);
+        /* phase 3: fc1 on [x1 + h2' | a3] for my rows */
+        for (int f = 0; f < F; f++) {
+            float *vr = v + (size_t)f * vp;
+            for (int j = 0; j < r; j++) vr[j] = x1[(size_t)f * ih2p + j] + h2[(size_t)f * r + j];
+            memcpy(vr + r, row + (size_t)f * width + ni + na, sizeof(float) * na);
+        }
+        prepare(v, vp, r + na, ih2p, F, &act);
+        dense(&m->fc1, c0, c1, F, &act, m->b_fc1, 0, 1, fc, sh->y1, fcp);
         #pragma omp barrier
-        /* phase 4: fc2 for my rows */
-        dense(&m->fc2, sh->y1, fcp, fc, fcp, c0, c1, F, &act, q4, fc, 1, fc, sh->y2, fcp);
+        /* phase 4: fc2 on [y1 | a4] for my rows */
+        for (int f = 0; f < F; f++) {
+            memcpy(v + (size_t)f * vp, sh->y1 + (size_t)f * fcp, sizeof(float) * fc);
+            memcpy(v + (size_t)f * vp + fc, row + (size_t)f * width + ni + 2 * na, sizeof(float) * na);
+        }
+        prepare(v, vp, fc + na, fc2p, F, &act);
+        dense(&m->fc2, c0, c1, F, &act, m->b_fc2, 0, 1, fc, sh->y2, fcp);
         #pragma omp barrier
         /* phase 5: fc3 (logits) for my rows */
-        dense(&m->fc3, sh->y2, fcp, fc, fcp, o0, o1, F, &act, m->b_fc3, 0, 0, nc, sh->logits, ncp);
+        prepare(sh->y2, fcp, fc, fcp, F, &act);
+        dense(&m->fc3, o0, o1, F, &act, m->b_fc3, 0, 0, nc, sh->logits, ncp);
         #pragma omp barrier
         /* phase 6: sample my folds (inverse CDF), or feed back the forced labels */
         for (int f = f0; f < f1; f++) {

@@ -1,11 +1,12 @@
 /* sv2tts._native: the WaveRNN generation loop and a small-batch product, a Python extension.
  *
  *   supports(precision) -> bool        this CPU has the instructions of that precision's kernel
- *   run(precision, dims, mats, vecs, pre, u, forced, x, h1, h2, labels, logits, n_threads)
+ *   run(precision, dims, mats, vecs, rows, u, forced, x, h1, h2, labels, logits, n_threads)
  *   linear(precision, (n_out, n_in), mat, bias, x, y, n_threads)   y = x W^T + b
  *
  * precision: 0 float32, 1 bfloat16, 2 int8 (engine.h). Every array argument is a C-contiguous
- * buffer (numpy array) whose size is checked against dims = (r, fc, n_cls); see run's docstring.
+ * buffer (numpy array) whose size is checked against dims = (r, fc, n_cls, n_in, n_aux); see run's
+ * docstring.
  * The loop runs without the GIL on n_threads OpenMP threads (torch's own pool when torch's
  * libgomp is loaded first, as it is when sv2tts imports torch before this module).
  */
@@ -47,12 +48,15 @@ size_t engine_linear_scratch(int M, int kp) {
 }
 
 size_t engine_scratch_bytes(const Net *m, int folds) {
-    size_t F = (size_t)folds, kmax = m->rp > m->fcp ? m->rp : m->fcp;
-    return up64(4 * F * kmax) + 2 * up64(4 * F * m->rp) + up64(4 * F * 48) + 3 * up64(4 * F);
+    /* loop.h's RUN_NAME takes, in order: two activations (widest input, [mel | a1]), x1, v, tmp, tin */
+    size_t F = (size_t)folds, vp = m->ih2p > m->fc2p ? m->ih2p : m->fc2p;
+    size_t act = 3 * up64(4 * F);
+    return up64(4 * F * vp) + act + up64(4 * F * m->inp) + act + up64(4 * F * m->ih2p) + up64(4 * F * vp) +
+           2 * up64(4 * F * 48);
 }
 
 /* Buffers borrowed for one call, released together. */
-#define MAX_VIEWS 64  /* 12 matrices x 3 + 6 vectors + 5 precomputed + 8 job arrays = 55 */
+#define MAX_VIEWS 80  /* 16 matrices x 3 + 11 vectors + 8 job arrays = 67 */
 
 typedef struct {
     Py_buffer view[MAX_VIEWS];
@@ -118,59 +122,57 @@ static PyObject *py_supports(PyObject *self, PyObject *arg) {
 
 static PyObject *py_run(PyObject *self, PyObject *args) {
     (void)self;
-    int prec, r, fc, nc, n_threads;
-    PyObject *mats, *vecs, *pre, *u_obj, *forced_obj, *x_obj, *h1_obj, *h2_obj, *labels_obj, *logits_obj;
-    if (!PyArg_ParseTuple(args, "i(iii)O!O!O!OOOOOOOi", &prec, &r, &fc, &nc, &PyTuple_Type, &mats,
-                          &PyTuple_Type, &vecs, &PyTuple_Type, &pre, &u_obj, &forced_obj, &x_obj, &h1_obj,
+    int prec, r, fc, nc, n_in, n_aux, n_threads;
+    PyObject *mats, *vecs, *rows_obj, *u_obj, *forced_obj, *x_obj, *h1_obj, *h2_obj, *labels_obj, *logits_obj;
+    if (!PyArg_ParseTuple(args, "i(iiiii)O!O!OOOOOOOOi", &prec, &r, &fc, &nc, &n_in, &n_aux, &PyTuple_Type,
+                          &mats, &PyTuple_Type, &vecs, &rows_obj, &u_obj, &forced_obj, &x_obj, &h1_obj,
                           &h2_obj, &labels_obj, &logits_obj, &n_threads))
         return NULL;
     if (prec < 0 || prec >= N_PREC || !cpu_supports(prec))
         return PyErr_Format(PyExc_RuntimeError, "precision %d is not supported on this CPU", prec);
-    if (r < 1 || fc < 1 || nc < 2 || PyTuple_GET_SIZE(mats) != 12 || PyTuple_GET_SIZE(vecs) != 6 ||
-        PyTuple_GET_SIZE(pre) != 5)
+    if (r < 1 || fc < 1 || nc < 2 || n_in < 1 || n_aux < 1 || PyTuple_GET_SIZE(mats) != 16 ||
+        PyTuple_GET_SIZE(vecs) != 11)
         return PyErr_Format(PyExc_ValueError, "bad dims or argument counts");
-    Net net = {.r = r, .fc = fc, .n_cls = nc, .rp = pad16(r), .fcp = pad16(fc), .ncp = pad16(nc)};
+    Net net = {.r = r, .fc = fc, .n_cls = nc, .n_in = n_in, .n_aux = n_aux, .rp = pad16(r), .fcp = pad16(fc),
+               .ncp = pad16(nc), .inp = pad16(n_in), .ih2p = pad16(r + n_aux), .fc2p = pad16(fc + n_aux)};
     Views vs = {.n = 0};
     Job job = {.net = &net};
     int ok = 0;
     {
-        static const char *names[12] = {"hh1.r", "hh1.z", "hh1.n", "ih2.r", "ih2.z", "ih2.n",
-                                        "hh2.r", "hh2.z", "hh2.n", "fc1", "fc2", "fc3"};
-        Mat *mat[12] = {&net.hh1[0], &net.hh1[1], &net.hh1[2], &net.ih2[0], &net.ih2[1], &net.ih2[2],
-                        &net.hh2[0], &net.hh2[1], &net.hh2[2], &net.fc1, &net.fc2, &net.fc3};
-        int np[12] = {net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp,
-                      net.fcp, net.fcp, net.ncp};
-        int kp[12] = {net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp,
-                      net.rp, net.fcp, net.fcp};
-        for (int i = 0; i < 12; i++)
+        static const char *names[16] = {"hh1.r", "hh1.z", "hh1.n", "ih2.r", "ih2.z", "ih2.n", "hh2.r", "hh2.z",
+                                        "hh2.n", "fc1", "fc2", "fc3", "in", "p1.r", "p1.z", "p1.n"};
+        Mat *mat[16] = {&net.hh1[0], &net.hh1[1], &net.hh1[2], &net.ih2[0], &net.ih2[1], &net.ih2[2],
+                        &net.hh2[0], &net.hh2[1], &net.hh2[2], &net.fc1, &net.fc2, &net.fc3,
+                        &net.in, &net.p1[0], &net.p1[1], &net.p1[2]};
+        int np[16] = {net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp, net.rp,
+                      net.fcp, net.fcp, net.ncp, net.rp, net.rp, net.rp, net.rp};
+        int kp[16] = {net.rp, net.rp, net.rp, net.ih2p, net.ih2p, net.ih2p, net.rp, net.rp, net.rp,
+                      net.ih2p, net.fc2p, net.fcp, net.inp, net.inp, net.inp, net.inp};
+        for (int i = 0; i < 16; i++)
             if (borrow_mat(&vs, PyTuple_GET_ITEM(mats, i), names[i], prec, np[i], kp[i], mat[i]) < 0) goto done;
-        const float **vec[6] = {&net.u1, &net.w_x, &net.b_hh1, &net.b_hh2, &net.b_fc3, &net.lut};
-        Py_ssize_t vlen[6] = {3 * r, r, 3 * r, 3 * r, nc, nc};
-        for (int i = 0; i < 6; i++)
+        const float **vec[11] = {&net.u1, &net.w_x, &net.b_hh1, &net.b_hh2, &net.b_fc3, &net.lut,
+                                 &net.b_in, &net.b_p1, &net.b_ih2, &net.b_fc1, &net.b_fc2};
+        Py_ssize_t vlen[11] = {3 * r, r, 3 * r, 3 * r, nc, nc, r, 3 * r, 3 * r, fc, fc};
+        for (int i = 0; i < 11; i++)
             if (borrow(&vs, PyTuple_GET_ITEM(vecs, i), 4 * vlen[i], 0, 0, "vector", (void **)vec[i]) < 0) goto done;
-        /* folds from x, steps from pi */
-        Py_buffer *xv, *piv;
+        /* folds from x, steps from rows */
+        Py_buffer *xv, *rv;
         if (view(&vs, x_obj, 1, &xv) < 0) goto done;
-        Py_ssize_t F = xv->len / 4;
+        Py_ssize_t F = xv->len / 4, width = n_in + 3 * (Py_ssize_t)n_aux;
         if (F < 1) {
             PyErr_SetString(PyExc_ValueError, "x: no fold");
             goto done;
         }
-        if (view(&vs, PyTuple_GET_ITEM(pre, 0), 0, &piv) < 0) goto done;
-        Py_ssize_t steps = piv->len / (4 * F * r);
-        if (steps * 4 * F * r != piv->len) {
-            PyErr_SetString(PyExc_ValueError, "pi: expected (steps, folds, r) float32");
+        if (view(&vs, rows_obj, 0, &rv) < 0) goto done;
+        Py_ssize_t steps = rv->len / (4 * F * width);
+        if (steps * 4 * F * width != rv->len) {
+            PyErr_SetString(PyExc_ValueError, "rows: expected (steps, folds, n_in + 3 n_aux) float32");
             goto done;
         }
         job.n_folds = (int32_t)F;
         job.n_steps = (int32_t)steps;
-        job.pi = piv->buf;
+        job.rows = rv->buf;
         job.x = xv->buf;
-        Py_ssize_t per_step[4] = {3 * r, 3 * r, fc, fc};
-        const float **pv[4] = {&job.p1, &job.q2, &job.q3, &job.q4};
-        for (int i = 0; i < 4; i++)
-            if (borrow(&vs, PyTuple_GET_ITEM(pre, i + 1), 4 * steps * F * per_step[i], 0, 0, "precomputed terms",
-                       (void **)pv[i]) < 0) goto done;
         if (borrow(&vs, u_obj, 4 * steps * F, 0, forced_obj != Py_None, "u", (void **)&job.u) < 0 ||
             borrow(&vs, forced_obj, 8 * steps * F, 0, 1, "forced", (void **)&job.forced) < 0 ||
             borrow(&vs, h1_obj, 4 * F * r, 1, 0, "h1", (void **)&job.h1) < 0 ||
@@ -185,11 +187,12 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
                     goto done;
                 }
         int T = n_threads < 1 ? 1 : n_threads;
-        Shared sh = {&job, malloc(sizeof(float) * F * r), malloc(sizeof(float) * F * 3 * r),
-                     malloc(sizeof(float) * F * net.fcp), malloc(sizeof(float) * F * net.fcp),
-                     malloc(sizeof(float) * F * net.ncp), NULL, engine_scratch_bytes(&net, (int)F)};
+        Shared sh = {&job, malloc(sizeof(float) * F * r), malloc(sizeof(float) * F * net.rp),
+                     malloc(sizeof(float) * F * 3 * r), malloc(sizeof(float) * F * net.fcp),
+                     malloc(sizeof(float) * F * net.fcp), malloc(sizeof(float) * F * net.ncp), NULL,
+                     engine_scratch_bytes(&net, (int)F)};
         sh.scratch = aligned_alloc(64, T * sh.per_thread);
-        if (!sh.h1next || !sh.gh2 || !sh.y1 || !sh.y2 || !sh.logits || !sh.scratch) {
+        if (!sh.h1next || !sh.pi || !sh.gh2 || !sh.y1 || !sh.y2 || !sh.logits || !sh.scratch) {
             PyErr_NoMemory();
         } else if (steps > 0) {
             RunFn fn = RUN[prec];
@@ -201,7 +204,7 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
         } else {
             ok = 1;
         }
-        free(sh.h1next); free(sh.gh2); free(sh.y1); free(sh.y2); free(sh.logits); free(sh.scratch);
+        free(sh.h1next); free(sh.pi); free(sh.gh2); free(sh.y1); free(sh.y2); free(sh.logits); free(sh.scratch);
     }
 done:
     release(&vs);
@@ -259,12 +262,14 @@ done:
 static PyMethodDef methods[] = {
     {"supports", py_supports, METH_O, "supports(precision: int) -> bool: this CPU can run that kernel."},
     {"run", py_run, METH_VARARGS,
-     "run(precision, (r, fc, n_cls), mats, vecs, pre, u, forced, x, h1, h2, labels, logits, n_threads)\n\n"
-     "Runs len(pre[0]) steps in place on the state x (F,), h1, h2 (F, r) float32.\n"
-     "mats: 12 (weights, scale, row_sums) tuples, packed as engines.pack_weights does, for\n"
-     "hh1 r/z/n, ih2 r/z/n, hh2 r/z/n, fc1, fc2, fc3 (scale and row_sums None unless int8).\n"
-     "vecs: u1 (3r), w_x (r), b_hh1 (3r), b_hh2 (3r), b_fc3 (n), lut (n) float32.\n"
-     "pre: pi, p1, q2, q3, q4 (steps, F, r / 3r / 3r / fc / fc) float32.\n"
+     "run(precision, (r, fc, n_cls, n_in, n_aux), mats, vecs, rows, u, forced, x, h1, h2, labels, logits,\n"
+     "    n_threads)\n\n"
+     "Runs len(rows) steps in place on the state x (F,), h1, h2 (F, r) float32.\n"
+     "mats: 16 (weights, scale, row_sums) tuples, packed as core.native.pack_weights does, for\n"
+     "hh1 r/z/n, ih2 r/z/n, hh2 r/z/n, fc1, fc2, fc3, in, p1 r/z/n (scale and row_sums None unless int8).\n"
+     "vecs: u1 (3r), w_x (r), b_hh1 (3r), b_hh2 (3r), b_fc3 (n), lut (n), b_in (r), b_p1 (3r),\n"
+     "b_ih2 (3r), b_fc1 (fc), b_fc2 (fc) float32.\n"
+     "rows: (steps, F, n_in + 3 n_aux) float32, each [mel | a1 | a2 | a3 | a4].\n"
      "Samples with uniforms u (steps, F) float32, or feeds back forced (steps, F) int64 labels;\n"
      "writes labels (steps, F) int64 and, when not None, logits (steps, F, n) float32."},
     {"linear", py_linear, METH_VARARGS,

@@ -11,12 +11,15 @@ An engine is chosen once per (vocoder, precision) by :func:`select_engine`:
   computes for each precision (bfloat16: weights and layer inputs rounded to bfloat16; int8:
   weights quantized per row, layer inputs per fold row), in float32 arithmetic.
 
-Both chunked engines share the step's algebra: everything that does not depend on the fed-back
-sample is computed per chunk of ``CHUNK`` steps with large matrix products (the input layer's
-mel/aux part; GRU 1's whole input product through ``W_ih1 W_I``, formed once in float64; the
-aux parts of GRU 2, fc1 and fc2), so each step keeps six matrix-vector products (GRU 1 and 2
-hidden/input, fc1-fc3) plus the gates. Sampling is by inverse CDF with one uniform per fold and
-step (``torch.rand`` per chunk from the caller's generator): the same uniforms in every engine.
+Both chunked engines share the step's algebra. Per chunk of ``CHUNK`` steps the folded
+features are copied to time-major input rows [mel | a1 | a2 | a3 | a4]; each step then runs, for
+every fold, the input layer's mel/aux part and GRU 1's whole input product from [mel | a1]
+(through ``W_ih1 W_I``, formed once in float64: no nonlinearity lies between them, so only the
+fed-back sample's column ``W_ih1 w_x`` is added per step), GRU 1, GRU 2 on [x1 | a2], fc1 on
+[x1 + h2 | a3], fc2 on [y1 | a4] and fc3: eight matrix-vector products in the precision's
+arithmetic (every layer input rounded as the precision does), plus the gates. Sampling is by
+inverse CDF with one uniform per fold and step (``torch.rand`` per chunk from the caller's
+generator): the same uniforms in every engine.
 """
 from __future__ import annotations
 
@@ -88,51 +91,38 @@ class _Chunked:
         with torch.no_grad():
             w_i = model.I.weight.detach().to(**f32)  # (r, 1 + mels + aux)
             self.w_x = w_i[:, 0].contiguous()  # column of the fed-back sample
-            self.w_i_rest = w_i[:, 1:].contiguous()
-            self.b_i = model.I.bias.detach().to(**f32)
+            self.b_in = model.I.bias.detach().to(**f32)
             w_ih1 = model.rnn1.weight_ih_l0.detach().to(**f32)
-            # GRU 1's input product straight from the mel/aux rows (no nonlinearity between I
-            # and GRU 1): W_ih1 (W_I m + b_I) + b_ih1 = (W_ih1 W_I) m + (W_ih1 b_I + b_ih1)
+            # GRU 1's input product straight from [mel | a1] (no nonlinearity between I and
+            # GRU 1): W_ih1 (W_I m + b_I) + b_ih1 = (W_ih1 W_I) m + (W_ih1 b_I + b_ih1)
             w64 = w_ih1.double()
-            self.w_p1 = (w64 @ self.w_i_rest.double()).float()  # (3r, mels + aux)
-            self.b_p1 = (w64 @ self.b_i.double() + model.rnn1.bias_ih_l0.double()).float()
+            w_p1 = (w64 @ w_i[:, 1:].double()).float()  # (3r, mels + aux)
+            self.b_p1 = (w64 @ self.b_in.double() + model.rnn1.bias_ih_l0.double()).float()
             self.u1 = (w_ih1 @ self.w_x).contiguous()  # W_ih1 w_x, (3r,)
-            w_ih2 = model.rnn2.weight_ih_l0.detach().to(**f32)
-            self.w_ih2_aux, self.b_ih2 = w_ih2[:, r:].contiguous(), model.rnn2.bias_ih_l0.detach().to(**f32)
-            self.w_fc1_aux = model.fc1.weight.detach().to(**f32)[:, r:].contiguous()
+            self.b_ih2 = model.rnn2.bias_ih_l0.detach().to(**f32)
             self.b_fc1 = model.fc1.bias.detach().to(**f32)
-            self.w_fc2_aux = model.fc2.weight.detach().to(**f32)[:, fc:].contiguous()
             self.b_fc2 = model.fc2.bias.detach().to(**f32)
             self.b_hh1 = model.rnn1.bias_hh_l0.detach().to(**f32)
             self.b_hh2 = model.rnn2.bias_hh_l0.detach().to(**f32)
             self.b_fc3 = model.fc3.bias.detach().to(**f32)
-            # the six matrices of the step, (N, K) float32
-            self.weights = {"hh1": model.rnn1.weight_hh_l0, "ih2": w_ih2[:, :r], "hh2": model.rnn2.weight_hh_l0,
-                            "fc1": model.fc1.weight[:, :r], "fc2": model.fc2.weight[:, :fc],
-                            "fc3": model.fc3.weight}
+            # the eight matrices of the step, (N, K) float32; ih2, fc1, fc2 take [input | aux piece]
+            self.weights = {"in": w_i[:, 1:], "p1": w_p1, "hh1": model.rnn1.weight_hh_l0,
+                            "ih2": model.rnn2.weight_ih_l0, "hh2": model.rnn2.weight_hh_l0,
+                            "fc1": model.fc1.weight, "fc2": model.fc2.weight, "fc3": model.fc3.weight}
             self.weights = {k: w.detach().to(**f32).contiguous() for k, w in self.weights.items()}
         # label -> fed-back sample, RTVC's float32 formula 2k / (n - 1) - 1
         k = torch.arange(cfg.n_classes, dtype=torch.float32)
         self.lut = (2 * k / (cfg.n_classes - 1.0) - 1.0).to(device)
 
-    def _precompute(self, mels: torch.Tensor, aux: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
-        """Sample-independent terms of steps [start, stop): pi, p1, q2, q3, q4, each (C, F, N)."""
-        c, f = stop - start, mels.shape[0]
-        nm, a = self.nm, self.a
-        # one copy to time-major rows [mel | aux]; every product below reads a view of it
-        rows = torch.cat([mels[:, start:stop].transpose(0, 1), aux[:, start:stop].transpose(0, 1)],
-                         dim=2).view(c * f, -1)
-        pi = torch.addmm(self.b_i, rows[:, :nm + a], self.w_i_rest.t())
-        p1 = torch.addmm(self.b_p1, rows[:, :nm + a], self.w_p1.t())
-        q2 = torch.addmm(self.b_ih2, rows[:, nm + a:nm + 2 * a], self.w_ih2_aux.t())
-        q3 = torch.addmm(self.b_fc1, rows[:, nm + 2 * a:nm + 3 * a], self.w_fc1_aux.t())
-        q4 = torch.addmm(self.b_fc2, rows[:, nm + 3 * a:], self.w_fc2_aux.t())
-        return [t.view(c, f, -1) for t in (pi, p1, q2, q3, q4)]
+    def _rows(self, mels: torch.Tensor, aux: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Input rows of steps [start, stop): (C, F, mels + 4 aux) time-major, [mel | a1 | a2 | a3 | a4]."""
+        return torch.cat([mels[:, start:stop], aux[:, start:stop]], dim=2).transpose(0, 1).contiguous()
 
-    def _run(self, state: list[torch.Tensor], pre: list[torch.Tensor], labels: torch.Tensor,
+    def _run(self, state: list[torch.Tensor], rows: torch.Tensor, labels: torch.Tensor,
              u: torch.Tensor | None = None, forced: torch.Tensor | None = None,
              logits: torch.Tensor | None = None, threads: ThreadChoice | None = None) -> None:
-        """Run one chunk in place on state [x (F, 1), h1 (F, r), h2 (F, r)]: writes labels (C, F),
+        """Run one chunk of input ``rows`` (C, F, mels + 4 aux) in place on state [x (F, 1), h1 (F, r),
+        h2 (F, r)]: writes labels (C, F),
         drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if
         given. ``threads`` chooses the chunk's thread count where the engine has its own threads."""
         raise NotImplementedError
@@ -166,7 +156,7 @@ class _Chunked:
         for start in range(0, seq_len, CHUNK):
             stop = min(seq_len, start + CHUNK)
             u = self._draw(stop - start, streams)
-            self._run(state, self._precompute(mels, aux, start, stop), labels[start:stop], u=u, threads=threads)
+            self._run(state, self._rows(mels, aux, start, stop), labels[start:stop], u=u, threads=threads)
             if progress is not None:
                 progress(stop - start)
         return labels.t()
@@ -180,7 +170,7 @@ class _Chunked:
         for start in range(0, seq_len, CHUNK):
             stop = min(seq_len, start + CHUNK)
             forced = labels[:, start:stop].t().contiguous().to(self.device)
-            self._run(state, self._precompute(mels, aux, start, stop), torch.empty_like(forced),
+            self._run(state, self._rows(mels, aux, start, stop), torch.empty_like(forced),
                       forced=forced, logits=out[start:stop])
         return out
 
@@ -215,8 +205,9 @@ class TorchEngine(_Chunked):
             x = x.to(torch.bfloat16).float()
         return torch.addmm(add, x, self.wt[name])
 
-    def _step(self, x, h1, h2, pi, p1, q2, q3, q4, add3):
-        """x (F, 1) previous sample; h1, h2 (F, r); one step's rows (F, .) -> (fc3 out + add3, h1, h2)."""
+    def _step(self, x, h1, h2, pi, p1, a2, a3, a4, add3):
+        """x (F, 1) previous sample; h1, h2 (F, r); one step's input-layer terms pi (F, r), p1 (F, 3r)
+        and aux pieces (F, aux) -> (fc3 out + add3, h1, h2)."""
         r = self.r
         gi = torch.addcmul(p1, x, self.u1)
         gh = self._linear("hh1", h1, self.b_hh1)
@@ -224,13 +215,13 @@ class TorchEngine(_Chunked):
         n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
         h1 = torch.lerp(n, h1, rz[:, r:])
         x1 = torch.addcmul(pi, x, self.w_x).add_(h1)
-        gi = self._linear("ih2", x1, q2)
+        gi = self._linear("ih2", torch.cat([x1, a2], dim=1), self.b_ih2)
         gh = self._linear("hh2", h2, self.b_hh2)
         rz = torch.sigmoid_(gi[:, :2 * r].add_(gh[:, :2 * r]))
         n = torch.tanh_(torch.addcmul(gi[:, 2 * r:], rz[:, :r], gh[:, 2 * r:]))
         h2 = torch.lerp(n, h2, rz[:, r:])
-        y = torch.relu_(self._linear("fc1", x1.add_(h2), q3))
-        y = torch.relu_(self._linear("fc2", y, q4))
+        y = torch.relu_(self._linear("fc1", torch.cat([x1.add_(h2), a3], dim=1), self.b_fc1))
+        y = torch.relu_(self._linear("fc2", torch.cat([y, a4], dim=1), self.b_fc2))
         return self._linear("fc3", y, add3), h1, h2
 
     def _draw(self, steps: int, streams: list[tuple[torch.Generator, int]]) -> torch.Tensor:
@@ -241,13 +232,18 @@ class TorchEngine(_Chunked):
                  for g, n in streams]
         return torch.cat(draws, dim=1).log_().neg_()
 
-    def _run(self, state, pre, labels, u=None, forced=None, logits=None, threads=None):
+    def _run(self, state, rows, labels, u=None, forced=None, logits=None, threads=None):
         x, h1, h2 = state
-        pi, p1, q2, q3, q4 = pre
-        n_cls = self.cfg.n_classes
+        n_cls, c, f = self.cfg.n_classes, rows.shape[0], rows.shape[1]
         race = forced is None and self.sampling == "race"
-        for t in range(pi.shape[0]):
-            out, h1, h2 = self._step(x, h1, h2, pi[t], p1[t], q2[t], q3[t], q4[t],
+        # the sample-independent products of the whole chunk at once (each row rounded on its own)
+        n_in, a = self.nm + self.a, self.a
+        first = rows[:, :, :n_in].reshape(c * f, n_in)
+        pi = self._linear("in", first, self.b_in).view(c, f, -1)
+        p1 = self._linear("p1", first, self.b_p1).view(c, f, -1)
+        a2, a3, a4 = (rows[:, :, n_in + i * a:n_in + (i + 1) * a] for i in range(3))
+        for t in range(c):
+            out, h1, h2 = self._step(x, h1, h2, pi[t], p1[t], a2[t], a3[t], a4[t],
                                      self.b_fc3 + u[t] if race else self.b_fc3)
             if logits is not None:
                 logits[t] = out
@@ -273,20 +269,24 @@ class NativeEngine(_Chunked):
         self._lib = lib
         self._code = PRECISION_CODES[precision]
         cfg = self.cfg
-        self._dims = (cfg.rnn_dims, cfg.fc_dims, cfg.n_classes)
+        self._dims = (cfg.rnn_dims, cfg.fc_dims, cfg.n_classes, self.nm + self.a, self.a)
         r = cfg.rnn_dims
-        mats = []
-        for name in ("hh1", "ih2", "hh2"):  # GRU matrices split per gate (r, z, n)
-            mats += [pack_weights(g, precision) for g in self.weights[name].split(r, dim=0)]
-        mats += [pack_weights(self.weights[name], precision) for name in ("fc1", "fc2", "fc3")]
+
+        def per_gate(name: str) -> list:  # GRU matrices split per gate (r, z, n)
+            return [pack_weights(g, precision) for g in self.weights[name].split(r, dim=0)]
+
+        mats = per_gate("hh1") + per_gate("ih2") + per_gate("hh2")
+        mats += [pack_weights(self.weights[name], precision) for name in ("fc1", "fc2", "fc3", "in")]
+        mats += per_gate("p1")
         self._mats = tuple(tuple(as_buffer(t) for t in m) for m in mats)
-        self._vecs = tuple(as_buffer(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut))
+        self._vecs = tuple(as_buffer(v) for v in (self.u1, self.w_x, self.b_hh1, self.b_hh2, self.b_fc3, self.lut,
+                                                  self.b_in, self.b_p1, self.b_ih2, self.b_fc1, self.b_fc2))
         del self.weights  # packed above; the float copies are not needed
 
-    def _run(self, state, pre, labels, u=None, forced=None, logits=None, threads=None):
+    def _run(self, state, rows, labels, u=None, forced=None, logits=None, threads=None):
         n = threads.next() if threads is not None else torch.get_num_threads()
         start = time.perf_counter()
-        self._lib.run(self._code, self._dims, self._mats, self._vecs, tuple(as_buffer(p) for p in pre),
+        self._lib.run(self._code, self._dims, self._mats, self._vecs, as_buffer(rows),
                       as_buffer(u), as_buffer(forced), *(as_buffer(s) for s in state), as_buffer(labels),
                       as_buffer(logits), n)
         if threads is not None:  # the numbers do not depend on the thread count, only the time

@@ -68,10 +68,12 @@ def test_native_logits_match_the_torch_engine(model, feats, labels, precision):
     if precision == "float32":
         assert float((got - exact).abs().max()) < 1e-5 * spread
         return
-    # reduced precision moves the logits (int8: ~0.3% rms, bf16: ~0.2% of their spread); the
-    # C kernel and the torch engine differ only where float rounding flips a rounded input
+    # reduced precision moves the logits (int8: ~0.8% rms, bf16: ~0.3% of their spread); the
+    # C kernel and the torch engine differ only where float rounding flips a rounded input (the
+    # first steps agree to 2e-7; flips then spread through the recurrent state: int8 ~7e-4)
     assert rms(same - exact) > 5 * rms(got - same)
-    assert rms(got - same) < 5e-4 * spread
+    assert rms(got[0] - same[0]) < 1e-6 * spread
+    assert rms(got - same) < 1.5e-3 * spread
     assert float((same - exact).abs().max()) < 0.06 * spread and rms(same - exact) < 0.012 * spread
 
 
@@ -82,11 +84,11 @@ def test_native_samples_by_inverse_cdf_of_its_own_logits(model, feats, precision
     engine = native(model, precision)
     mels, aux = feats
     steps = 64
-    pre = engine._precompute(mels, aux, 0, steps)
+    rows = engine._rows(mels, aux, 0, steps)
     u = torch.rand(steps, FOLDS, 1, generator=torch.Generator().manual_seed(3))
     labels = torch.empty(steps, FOLDS, dtype=torch.long)
     logits = torch.empty(steps, FOLDS, CFG.n_classes)
-    engine._run(engine._state(FOLDS), pre, labels, u=u, logits=logits)
+    engine._run(engine._state(FOLDS), rows, labels, u=u, logits=logits)
     c = torch.cumsum(torch.softmax(logits.double(), dim=2), dim=2)
     expected = torch.searchsorted(c, u.double() * c[..., -1:], right=True)[..., 0].clamp(max=CFG.n_classes - 1)
     # a uniform within float rounding of a class boundary may fall either side of it
@@ -125,15 +127,15 @@ def test_native_checks_its_buffers(model, feats):
     """Wrong sizes are a ValueError from the extension, never a crash."""
     engine = native(model, "float32")
     mels, aux = feats
-    pre = engine._precompute(mels, aux, 0, 8)
+    rows = engine._rows(mels, aux, 0, 8)
     x, h1, h2 = engine._state(FOLDS)
     labels = torch.empty(8, FOLDS, dtype=torch.long)
     with pytest.raises(ValueError, match="h1"):
-        engine._run([x, h1[:-1], h2], pre, labels, u=torch.rand(8, FOLDS, 1))
+        engine._run([x, h1[:-1], h2], rows, labels, u=torch.rand(8, FOLDS, 1))
     with pytest.raises(ValueError, match="u"):
-        engine._run([x, h1, h2], pre, labels, u=torch.rand(7, FOLDS, 1))
+        engine._run([x, h1, h2], rows, labels, u=torch.rand(7, FOLDS, 1))
     with pytest.raises(ValueError, match="forced"):
-        engine._run([x, h1, h2], pre, labels, forced=torch.full((8, FOLDS), CFG.n_classes))
+        engine._run([x, h1, h2], rows, labels, forced=torch.full((8, FOLDS), CFG.n_classes))
 
 
 def test_native_leaves_floating_point_state_alone(model, feats):
