@@ -1,6 +1,7 @@
 /* bfloat16 weights and activations (rounded to nearest even), float32 accumulation:
  * AVX512-BF16 vdpbf16ps, one 64-byte load = 16 rows x 2 columns. */
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
+#define MAXF 4
 #define ESIZE 2
 #define RUN_NAME engine_run_bf16
 #define LINEAR_NAME engine_linear_bf16

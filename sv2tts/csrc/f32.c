@@ -1,5 +1,6 @@
 /* float32 weights and activations: AVX-512F FMA, one 64-byte load = 16 rows x 1 column. */
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define MAXF 6
 #define ESIZE 4
 #define RUN_NAME engine_run_f32
 #define LINEAR_NAME engine_linear_f32

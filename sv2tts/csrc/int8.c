@@ -3,6 +3,7 @@
  * Weights are stored as w + 128 (unsigned operand); the offset is removed with the activation
  * row sums: ws[row] s[f] (sum_k wq[row][k] q[f][k] + c[f] sum_k wq[row][k]). */
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512vnni")))
+#define MAXF 4
 #define ESIZE 1
 #define RUN_NAME engine_run_int8
 #define LINEAR_NAME engine_linear_int8

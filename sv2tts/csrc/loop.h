@@ -6,6 +6,7 @@
  *   LINEAR_NAME       name of the exported small-batch product (engine.h)
  *   prepare(v, ldv, n, kp, folds, a)   activations (folds, n) float -> a->q in the kernel's format
  *   kernel(R, FG, wb, sb, ub, a, f0, out, ldo)   16 R output rows x FG folds (always inline)
+ *   MAXF              folds per kernel call, 4 or 6
  * Everything here is static: each file gets its own copy compiled for its instruction set.
  */
 #include <immintrin.h>
@@ -15,7 +16,12 @@
 #include "engine.h"
 
 #define MAXR 4  /* row blocks of 16 per kernel call */
-#define MAXF 6  /* folds per kernel call: MAXR * MAXF accumulators + MAXR weights fit 32 registers */
+/* MAXF, folds per kernel call (4 or 6), is set by the including file: MAXR * MAXF accumulators
+ * + MAXR weights fit 32 registers; measured on AVX-512, float32 runs best with 6, int8 and bf16
+ * with 4 (1.2-1.4x faster per fold than 6 at 6-16 folds). */
+#if MAXF != 4 && MAXF != 6
+#error "MAXF must be 4 or 6"
+#endif
 
 /* Activations prepared for the kernel: (F, kp) values (float, bf16 or int8), zero-padded;
  * int8 also has per-row scale s, centre c and 128 * sum(q) (v ~ s (q + c)). */
@@ -66,7 +72,11 @@ static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__m
 
 /* ------------------------------------------------------------------ matrix-vector products */
 #define KCASE(RR, FF) case FF: kernel(RR, FF, wb, sb, ub, a, f0, out, ldo); break;
+#if MAXF == 6
 #define KSWITCH(RR) switch (FG) { KCASE(RR, 1) KCASE(RR, 2) KCASE(RR, 3) KCASE(RR, 4) KCASE(RR, 5) KCASE(RR, 6) }
+#else
+#define KSWITCH(RR) switch (FG) { KCASE(RR, 1) KCASE(RR, 2) KCASE(RR, 3) KCASE(RR, 4) }
+#endif
 
 static TARGET void matvec(int R, int FG, const char *const *wb, const float *const *sb,
                           const float *const *ub, const Act *a, int f0, float *out, int ldo) {
@@ -80,6 +90,13 @@ static TARGET void matvec(int R, int FG, const char *const *wb, const float *con
 
 static inline size_t block_bytes(const Act *a) { return (size_t)a->kp * 16 * ESIZE; }
 
+/* Folds per kernel call: the fewest calls of at most MAXF, as even as they go (8 folds: 4 + 4,
+ * not 6 + 2, so no call streams the weights for a sliver of folds). */
+static inline int fold_group(int folds) {
+    int calls = (folds + MAXF - 1) / MAXF;
+    return (folds + calls - 1) / calls;
+}
+
 /* Rows [16 b0, 16 b1) of one matrix for all folds -> out (F, ldo) at column 16 b0. */
 static TARGET void matvec_rows(const Mat *m, int b0, int b1, int folds, const Act *a, float *out, int ldo) {
     for (int b = b0; b < b1; b += MAXR) {
@@ -91,8 +108,8 @@ static TARGET void matvec_rows(const Mat *m, int b0, int b1, int folds, const Ac
             sb[i] = m->scale ? m->scale + 16 * (b + i) : NULL;
             ub[i] = m->wsum ? m->wsum + 16 * (b + i) : NULL;
         }
-        for (int f = 0; f < folds; f += MAXF)
-            matvec(R, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * ldo + 16 * b, ldo);
+        for (int f = 0, fg = fold_group(folds); f < folds; f += fg)
+            matvec(R, folds - f < fg ? folds - f : fg, wb, sb, ub, a, f, out + (size_t)f * ldo + 16 * b, ldo);
     }
 }
 
@@ -105,8 +122,8 @@ static TARGET void matvec_gates(const Mat *g, int b, int folds, const Act *a, fl
         sb[i] = g[i].scale ? g[i].scale + 16 * b : NULL;
         ub[i] = g[i].wsum ? g[i].wsum + 16 * b : NULL;
     }
-    for (int f = 0; f < folds; f += MAXF)
-        matvec(3, folds - f < MAXF ? folds - f : MAXF, wb, sb, ub, a, f, out + (size_t)f * 48, 48);
+    for (int f = 0, fg = fold_group(folds); f < folds; f += fg)
+        matvec(3, folds - f < fg ? folds - f : fg, wb, sb, ub, a, f, out + (size_t)f * 48, 48);
 }
 
 /* A dense layer's rows [16 b0, 16 b1) for all folds from the prepared input a:
