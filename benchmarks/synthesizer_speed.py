@@ -59,7 +59,10 @@ def rtvc_tacotron(src: str, state: dict):
     sys.path.insert(0, src)
     from synthesizer.hparams import hparams
     from synthesizer.models.tacotron import Tacotron as RtvcTacotron
-    from synthesizer.text.symbols import symbols
+    try:
+        from synthesizer.utils.symbols import symbols  # RTVC master
+    except ImportError:
+        from synthesizer.text.symbols import symbols
 
     model = RtvcTacotron(embed_dims=hparams.tts_embed_dims, num_chars=len(symbols),
                          encoder_dims=hparams.tts_encoder_dims, decoder_dims=hparams.tts_decoder_dims,

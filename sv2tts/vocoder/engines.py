@@ -37,7 +37,7 @@ from .reference import generate_reference
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256  # steps per precomputed chunk
+CHUNK = 256  # steps per chunk of input rows (and of uniforms drawn)
 
 Progress = Callable[[int], None]
 Streams = list  # [(torch.Generator, n_folds), ...]: the random stream of each run of folds
@@ -77,7 +77,7 @@ def quantize_activations(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Chunked:
-    """The loop shared by the torch and native engines: chunk precompute, state, sampling draws."""
+    """The loop shared by the torch and native engines: chunks of input rows, state, sampling draws."""
 
     name = ""
 
