@@ -1,10 +1,12 @@
-"""Seeds, precisions, devices and progress bars: one function for each, used by every stage.
+"""Seeds, precisions, devices, threads and progress bars: one function for each, used by every stage.
 
 torch and tqdm are imported inside the functions, so importing this module stays cheap.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -87,6 +89,20 @@ def derive_seed(seed: int | None, index: int) -> int | None:
     if seed is None:
         return None
     return int(np.random.SeedSequence([check_seed(seed), index]).generate_state(1)[0])
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the count. torch.set_num_threads
+    sets the calling thread's OpenMP team size, so other threads are not affected."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ThreadChoice:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..core import dsp
 from ..core.audio import MAX_SECONDS, as_mono_float32, check_sample_rate, load_audio, resample
 from ..core.checkpoint import check_finite, check_keys, check_shapes, load_state_dict
 from ..core.errors import AudioError, InputError
-from ..core.runtime import resolve_device
+from ..core.runtime import resolve_device, torch_threads
 from . import preprocess
 from .config import EncoderConfig
 from .model import SpeakerEncoderNet
@@ -91,8 +92,13 @@ class Encoder:
     # -- wav -> embedding ---------------------------------------------------------------------
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
-        """frames: (B, T, 40) float32 power mel -> (B, 256) float32 partial embeddings."""
-        with torch.inference_mode():
+        """frames: (B, T, 40) float32 power mel -> (B, 256) float32 partial embeddings.
+
+        On the CPU with one torch thread whatever torch's count: its float32 products round
+        differently with another thread count (by ~5e-8), and everything downstream (a seeded
+        clone's samples) would then depend on how many threads ran the encoder."""
+        threads = torch_threads(1) if self.device.type == "cpu" else nullcontext()
+        with torch.inference_mode(), threads:
             x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
             return self.net(x).cpu().numpy()
 

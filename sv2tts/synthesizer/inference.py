@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.native import Linear
-from ..core.runtime import ThreadChoice
+from ..core.runtime import ThreadChoice, torch_threads
 from .model import Tacotron, dropout
 
 
@@ -181,12 +181,12 @@ class FastTacotron:
         rows: torch.Tensor | None = None  # indices of the items still decoding (None: all)
         most = torch.get_num_threads()
         threads, n_threads, piece_start = ThreadChoice(most), most, 0.0
-        try:
+        with torch_threads(most):  # restores the count the pieces change
             for step in range(steps):
                 if step % _PIECE == 0:
                     # Torch's threads for the next steps: one when a busy machine makes more slower
                     # (each op's thread team would wait for time slices). torch.set_num_threads sets
-                    # the calling thread's OpenMP team size; it is restored below.
+                    # the calling thread's OpenMP team size; torch_threads restores it.
                     if step:
                         threads.record(n_threads, time.perf_counter() - piece_start, _PIECE)
                     n_threads, piece_start = threads.next(), time.perf_counter()
@@ -245,8 +245,6 @@ class FastTacotron:
                         enc_proj_t = enc_proj_t.index_select(0, keep)
                         if neg_mask is not None:
                             neg_mask = neg_mask.index_select(0, keep)
-        finally:
-            torch.set_num_threads(most)
 
         frames_kept = torch.tensor([e * r for e in end_step], dtype=torch.long)
         t_max = int(frames_kept.max())

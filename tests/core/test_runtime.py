@@ -63,3 +63,21 @@ def test_thread_choice_keeps_what_is_faster_and_keeps_probing():
     busy = ThreadChoice(2, probe=8)  # a core taken: barriers make two threads slower
     assert run(busy, {2: 3.5, 1: 1.7}, 17) == [2, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 1]
     assert run(ThreadChoice(1), {1: 1.0}, 5) == [1] * 5
+
+
+def test_torch_threads_sets_the_count_for_the_block_and_restores_it():
+    import torch
+
+    from sv2tts.core.runtime import torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), torch_threads(1):
+            raise RuntimeError("fails inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -148,3 +148,18 @@ def test_encoder_is_safe_to_share_between_threads(encoder, audio_npz, files):
         got = list(pool.map(encoder.embed_utterance, wavs * 2))
     for e, ref in zip(got, expected * 2):
         np.testing.assert_allclose(e, ref, atol=1e-6)
+
+
+def test_embedding_does_not_depend_on_torch_threads(encoder, example_clip):
+    """The network runs on one thread whatever the caller's count (torch's products round
+    differently with another count, which would reach every seeded clone's samples)."""
+    before = torch.get_num_threads()
+    try:
+        embeds = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            embeds.append(encoder.embed(example_clip))
+            assert torch.get_num_threads() == n  # the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(embeds[0], e) for e in embeds[1:])
