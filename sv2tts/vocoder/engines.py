@@ -85,8 +85,7 @@ class _Chunked:
         self.precision = precision
         self.device = device
         self.cfg = cfg = model.cfg
-        r, fc = cfg.rnn_dims, cfg.fc_dims
-        self.nm, self.a, self.r = cfg.num_mels, cfg.aux_dims, r
+        self.nm, self.a, self.r = cfg.num_mels, cfg.aux_dims, cfg.rnn_dims
         f32 = {"device": device, "dtype": torch.float32}
         with torch.no_grad():
             w_i = model.I.weight.detach().to(**f32)  # (r, 1 + mels + aux)
@@ -121,10 +120,10 @@ class _Chunked:
     def _run(self, state: list[torch.Tensor], rows: torch.Tensor, labels: torch.Tensor,
              u: torch.Tensor | None = None, forced: torch.Tensor | None = None,
              logits: torch.Tensor | None = None, threads: ThreadChoice | None = None) -> None:
-        """Run one chunk of input ``rows`` (C, F, mels + 4 aux) in place on state [x (F, 1), h1 (F, r),
-        h2 (F, r)]: writes labels (C, F),
-        drawn with uniforms u (C, F, 1) or fed back from ``forced`` (C, F); logits (C, F, n) if
-        given. ``threads`` chooses the chunk's thread count where the engine has its own threads."""
+        """Run one chunk of input ``rows`` (C, F, mels + 4 aux) in place on state [x (F, 1),
+        h1 (F, r), h2 (F, r)]: writes labels (C, F), drawn with uniforms u (C, F, 1) or fed back
+        from ``forced`` (C, F); logits (C, F, n) if given. ``threads`` chooses the chunk's thread
+        count where the engine has its own threads."""
         raise NotImplementedError
 
     def _draw(self, steps: int, streams: list[tuple[torch.Generator, int]]) -> torch.Tensor:
