@@ -34,7 +34,7 @@ from .loop import FinetuneRun, RunTrainer
 from .plots import alignment_png
 from .preprocess import PreprocessReport
 from .run_folder import RunRecord
-from .session import DATA_DIR, begin_run, epoch_batch, open_run, prepare
+from .session import DATA_DIR, begin_run, open_run, prepare
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ class _Trainer(RunTrainer):
 
     def train_step(self, keep_outputs: bool) -> dict[str, float]:
         run = self.run
-        k = run.step - run.record.start_step
-        indices = epoch_batch(len(run.train_data), run.batch_size, run.seed, k)
-        batch = collate_synthesizer([run.train_data[i] for i in indices], run.model.r).to(run.device)
+        batch = collate_synthesizer(self.batch_items(), run.model.r).to(run.device)
         generator = make_generator(derive_seed(run.seed, run.step + 1), run.device)
         result = S.train_step(run.model, run.optimizer, batch, generator=generator,
                               clip_grad_norm=run.record.settings["clip_grad_norm"], keep_outputs=keep_outputs)

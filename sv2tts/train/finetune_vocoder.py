@@ -32,7 +32,7 @@ from .files import write_text
 from .loop import FinetuneRun, RunTrainer
 from .preprocess import PreprocessReport
 from .run_folder import RunRecord, file_sha256
-from .session import DATA_DIR, begin_run, epoch_batch, open_run, prepare
+from .session import DATA_DIR, begin_run, open_run, prepare
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,8 @@ class _Trainer(RunTrainer):
 
     def train_step(self, keep_outputs: bool) -> dict[str, float]:
         run = self.run
-        indices = epoch_batch(len(run.train_data), run.batch_size, run.seed, run.step - run.record.start_step)
         rng = np.random.RandomState(derive_seed(run.seed, run.step + 1))
-        batch = collate_vocoder([run.train_data[i] for i in indices], rng, run.cfg).to(run.device)
+        batch = collate_vocoder(self.batch_items(), rng, run.cfg).to(run.device)
         result = V.train_step(run.model, run.optimizer, batch)
         return {"step": result.step, "loss": result.loss}
 

@@ -17,6 +17,7 @@ from ..core.runtime import progress_bar
 from .checkpoint import save_checkpoint
 from .interrupt import stop_on_interrupt
 from .run_folder import MetricsLog
+from .session import epoch_batch
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class FinetuneRun:
 
 
 class RunTrainer:
-    """The `Trainer` methods every `FinetuneRun` shares: its step, lr and checkpoint saving."""
+    """The `Trainer` methods every `FinetuneRun` shares: its step, lr, batches and checkpoint saving."""
 
     def __init__(self, run: FinetuneRun) -> None:
         self.run = run
@@ -149,6 +150,13 @@ class RunTrainer:
 
     def lr(self) -> float:
         return float(self.run.optimizer.param_groups[0]["lr"])
+
+    def batch_items(self) -> list:
+        """The training items of this step: batch k = step - start step of the run's seeded
+        epoch order (`session.epoch_batch`), so a resumed run goes on with the same order."""
+        run = self.run
+        indices = epoch_batch(len(run.train_data), run.batch_size, run.seed, run.step - run.record.start_step)
+        return [run.train_data[i] for i in indices]
 
     def save(self) -> Path:
         run = self.run
