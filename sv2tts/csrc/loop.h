@@ -308,8 +308,7 @@ TARGET void LINEAR_NAME(const Mat *m, int n_in, int kp, int np, const float *x, 
     int b0, b1;
     split(np / 16, tid, T, &b0, &b1);
     if (b0 == b1) return;
-    float *s = (float *)(scratch + up64(4 * (size_t)M * kp)), *c = (float *)((char *)s + up64(4 * (size_t)M));
-    Act act = {scratch, s, c, (int32_t *)((char *)c + up64(4 * (size_t)M)), 0};
+    Act act = act_take(&scratch, M, kp);  /* engine_linear_scratch(M, kp) bytes */
     prepare(x, n_in, n_in, kp, M, &act);
     matvec_rows(m, b0, b1, M, &act, y, np);
     for (int f = 0; f < M; f++)
